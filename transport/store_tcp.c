@@ -110,6 +110,7 @@ struct tcp_server {
     int lfd, wakefd;
     atomic_int stopping;
     atomic_llong linger_deadline;
+    int64_t accept_pause; /* out of descriptors: do not poll lfd before this time */
     struct tcp_entry *buckets[TCP_BUCKETS];
     struct tcp_conn *conns;
     size_t nconns, capconns;
@@ -315,6 +316,12 @@ static void tcp_accept(struct tcp_server *srv)
 {
     for (;;) {
         int fd = accept4(srv->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+                       errno == ENOMEM)) {
+            /* lfd stays readable: rest a while instead of spinning on it */
+            srv->accept_pause = store_now_ns() + 100000000LL;
+            return;
+        }
         if (fd < 0)
             return; /* EAGAIN, or a connection that died in the queue: nothing to do */
         if (srv->nconns == srv->capconns) {
@@ -354,13 +361,16 @@ static void *tcp_server_main(void *arg)
     struct tcp_server *srv = arg;
     for (;;) {
         int stopping = atomic_load(&srv->stopping);
-        int timeout = -1;
+        int64_t now = store_now_ns(), until = INT64_MAX;
         if (stopping) {
-            int64_t left = atomic_load(&srv->linger_deadline) - store_now_ns();
-            if (srv->nconns == 0 || left <= 0)
+            until = atomic_load(&srv->linger_deadline);
+            if (srv->nconns == 0 || now >= until)
                 break;
-            timeout = (int)(left / 1000000) + 1;
         }
+        int listening = !stopping && now >= srv->accept_pause;
+        if (!stopping && !listening)
+            until = srv->accept_pause;
+        int timeout = until == INT64_MAX ? -1 : (int)((until - now) / 1000000) + 1;
         size_t n = 2 + srv->nconns;
         if (n > srv->cappfds) {
             struct pollfd *np = realloc(srv->pfds, 2 * n * sizeof *np);
@@ -373,7 +383,7 @@ static void *tcp_server_main(void *arg)
             srv->cappfds = 2 * n;
         }
         srv->pfds[0] = (struct pollfd){.fd = srv->wakefd, .events = POLLIN};
-        srv->pfds[1] = (struct pollfd){.fd = stopping ? -1 : srv->lfd, .events = POLLIN};
+        srv->pfds[1] = (struct pollfd){.fd = listening ? srv->lfd : -1, .events = POLLIN};
         for (size_t i = 0; i < srv->nconns; i++)
             srv->pfds[2 + i] = (struct pollfd){
                 .fd = srv->conns[i].fd, .events = srv->conns[i].out ? POLLOUT : POLLIN};
@@ -616,7 +626,7 @@ static int tcp_call(struct tcp_store *ts, uint32_t op, const char *key, const vo
     static const char *const names[] = {"", "set", "get", "get", "add"};
     char what[64 + STORE_MAX_KEY];
     snprintf(what, sizeof what, "%s of key \"%s\"", names[op], key);
-    unsigned char req[TCP_REQ_HDR + TCP_MAX_KEY], rep[TCP_REP_HDR];
+    unsigned char req[TCP_REQ_HDR + TCP_MAX_KEY + 1], rep[TCP_REP_HDR]; /* +1: the NUL */
     size_t klen = (size_t)snprintf((char *)req + TCP_REQ_HDR, TCP_MAX_KEY + 1, "%s/%s",
                                    ts->job, key);
     tcp_put32(req, TCP_MAGIC);
