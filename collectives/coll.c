@@ -44,9 +44,27 @@ int coll_begin_seq(struct coll *c, pride_context_t *ctx, uint64_t seq, enum prid
     return PRIDE_OK;
 }
 
+static _Thread_local int forced;
+static _Thread_local uint64_t forced_seq;
+
+void coll_force_seq(uint64_t seq)
+{
+    forced = 1;
+    forced_seq = seq;
+}
+
+void coll_force_seq_clear(void)
+{
+    forced = 0;
+}
+
 int coll_begin(struct coll *c, pride_context_t *ctx, enum pride_coll_kind kind, int dtype, int op,
                size_t count, int root)
 {
+    if (forced) {
+        forced = 0;
+        return coll_begin_seq(c, ctx, forced_seq, kind, dtype, op, count, root);
+    }
     int st = pride_ctx_status(ctx);
     if (st)
         return coll_begin_seq(c, ctx, 0, kind, dtype, op, count, root);
