@@ -1,7 +1,7 @@
 /*
  * Rendezvous stores: pick the backend by the spec's scheme, and check every
  * argument here, once, so a backend only ever sees a valid job, key and value.
- * Also the helpers the backends share (store_impl.h): clock, backoff, HOST:PORT,
+ * Also the helpers the backends share (store_impl.h): backoff, HOST:PORT,
  * counters. A barrier is built on add and get alone, so it works on every backend.
  */
 #include <errno.h>
@@ -30,21 +30,9 @@ static const struct pride_store_ops *const store_backends[] = {
 /* Every scheme pride knows, built into this library or not. */
 static const char *const store_schemes[] = {"file", "tcp", "redis"};
 
-int64_t store_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-int64_t store_deadline_ns(int timeout_ms)
-{
-    return store_now_ns() + (int64_t)timeout_ms * 1000000LL;
-}
-
 int store_backoff(int64_t *delay_ns, int64_t deadline_ns)
 {
-    int64_t left = deadline_ns - store_now_ns();
+    int64_t left = deadline_ns - pride_now_ns();
     if (left <= 0)
         return PRIDE_ERR_TIMEOUT;
     int64_t d = *delay_ns > 0 ? *delay_ns : STORE_BACKOFF_FIRST_NS;
@@ -83,7 +71,7 @@ int store_hostport(const char *spec, char *host, size_t hostlen, int *port, char
     if (spec[0] == '[') {
         const char *close = strchr(spec, ']');
         if (!close || close[1] != ':') {
-            store_say(why, whylen, "address \"%s\" opens '[' but is not [ADDR]:PORT", spec);
+            store_say(why, whylen, "store address \"%s\" opens '[' but is not [ADDR]:PORT", spec);
             return PRIDE_ERR_INVALID;
         }
         h = spec + 1;
@@ -92,23 +80,23 @@ int store_hostport(const char *spec, char *host, size_t hostlen, int *port, char
     } else {
         colon = strchr(spec, ':');
         if (!colon) {
-            store_say(why, whylen, "address \"%s\" has no port: expected HOST:PORT", spec);
+            store_say(why, whylen, "store address \"%s\" has no port: expected HOST:PORT", spec);
             return PRIDE_ERR_INVALID;
         }
         if (strchr(colon + 1, ':')) {
             store_say(why, whylen,
-                      "address \"%s\" has several ':': write an IPv6 address as [ADDR]:PORT",
+                      "store address \"%s\" has several ':': write an IPv6 address as [ADDR]:PORT",
                       spec);
             return PRIDE_ERR_INVALID;
         }
         hl = (size_t)(colon - spec);
     }
     if (hl == 0) {
-        store_say(why, whylen, "address \"%s\" has an empty host", spec);
+        store_say(why, whylen, "store address \"%s\" has an empty host", spec);
         return PRIDE_ERR_INVALID;
     }
     if (hl >= hostlen) {
-        store_say(why, whylen, "address \"%s\" has a host longer than %zu characters", spec,
+        store_say(why, whylen, "store address \"%s\" has a host longer than %zu characters", spec,
                   hostlen - 1);
         return PRIDE_ERR_INVALID;
     }
@@ -118,7 +106,7 @@ int store_hostport(const char *spec, char *host, size_t hostlen, int *port, char
     for (; p[digits] >= '0' && p[digits] <= '9' && digits < 6; digits++)
         v = v * 10 + (p[digits] - '0');
     if (digits == 0 || p[digits] != '\0' || v < 1 || v > 65535) {
-        store_say(why, whylen, "address \"%s\" has port \"%s\": expected a number in 1..65535",
+        store_say(why, whylen, "store address \"%s\" has port \"%s\": expected a number in 1..65535",
                   spec, p);
         return PRIDE_ERR_INVALID;
     }
@@ -232,9 +220,17 @@ int pride_store_open(const char *spec, const char *job, int rank, int nranks, in
 
 static int store_key_check(struct pride_store *s, const char *key)
 {
-    if (!store_name_ok(key, STORE_MAX_KEY))
-        return store_fail(s, PRIDE_ERR_INVALID,
-                          "store key must be 1..%d printable characters", STORE_MAX_KEY);
+    if (!key)
+        return store_fail(s, PRIDE_ERR_INVALID, "store key is NULL");
+    size_t n = 0;
+    for (; key[n]; n++)
+        if (key[n] < 0x20 || key[n] > 0x7e)
+            return store_fail(s, PRIDE_ERR_INVALID, "store key has byte 0x%02x at position %zu: "
+                              "keys are 1..%d printable characters", (unsigned char)key[n], n,
+                              STORE_MAX_KEY);
+    if (n == 0 || n > STORE_MAX_KEY)
+        return store_fail(s, PRIDE_ERR_INVALID, "store key of %zu characters: keys are 1..%d "
+                          "printable characters", n, STORE_MAX_KEY);
     return PRIDE_OK;
 }
 

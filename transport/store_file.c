@@ -96,7 +96,7 @@ static int file_write(struct file_store *fs, const char *key, const void *val, s
     file_path(fs, "", key, path);
     uint64_t r = 0;
     if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
-        r = (uint64_t)store_now_ns();
+        r = (uint64_t)pride_now_ns();
     snprintf(tmp, sizeof tmp, "%s/.t-%ld-%u-%016" PRIx64, fs->dir, (long)getpid(),
              atomic_fetch_add(&file_tmp_counter, 1), r);
 
@@ -244,7 +244,7 @@ static int file_add(struct pride_store *s, const char *key, int64_t delta, int64
         return store_fail(s, PRIDE_ERR_IO, "file store: cannot open lock %s: %s", lock,
                           strerror(errno));
     int st;
-    int64_t delay = 0, deadline = store_deadline_ns(fs->timeout_ms);
+    int64_t delay = 0, deadline = pride_deadline_ns(fs->timeout_ms);
     for (;;) {
         struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
         if (fcntl(fd, F_OFD_SETLK, &fl) == 0)

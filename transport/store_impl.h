@@ -12,15 +12,12 @@
 #include <stdint.h>
 
 #include "store.h"
+#include "transport.h" /* pride_now_ns, pride_deadline_ns: all deadlines are CLOCK_MONOTONIC */
 
 #define STORE_MAX_KEY 200          /* printable characters in a key */
 #define STORE_MAX_JOB 127          /* printable characters in a job name */
 #define STORE_MAX_VALUE (1u << 20) /* bytes in a value */
 #define STORE_INT_CHARS 24         /* room for a formatted int64 and its NUL */
-
-/* Monotonic clock in ns, and a deadline timeout_ms from now. */
-int64_t store_now_ns(void);
-int64_t store_deadline_ns(int timeout_ms);
 
 /* One step of a wait: PRIDE_ERR_TIMEOUT if the deadline has passed, otherwise sleep
    *delay_ns (1 ms the first time, doubling up to 50 ms, never past the deadline)

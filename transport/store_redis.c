@@ -46,7 +46,7 @@ static int redis_connect(struct redis_store *rs, int64_t deadline_ns)
     int64_t delay = 0;
     do {
         redisContext *rc =
-            redisConnectWithTimeout(rs->host, rs->port, redis_tv(deadline_ns - store_now_ns()));
+            redisConnectWithTimeout(rs->host, rs->port, redis_tv(deadline_ns - pride_now_ns()));
         if (rc && !rc->err &&
             redisSetTimeout(rc, redis_tv((int64_t)rs->timeout_ms * 1000000LL)) == REDIS_OK) {
             rs->rc = rc;
@@ -69,7 +69,7 @@ static int redis_run(struct redis_store *rs, const char *what, const char *cmd, 
     size_t argvlen[3] = {strlen(cmd), 0, arglen};
     argvlen[1] = (size_t)snprintf(full, sizeof full, "pride:%s:%s", rs->job, key);
     pthread_mutex_lock(&rs->mu);
-    int st = rs->rc ? PRIDE_OK : redis_connect(rs, store_deadline_ns(rs->timeout_ms));
+    int st = rs->rc ? PRIDE_OK : redis_connect(rs, pride_deadline_ns(rs->timeout_ms));
     redisReply *r = NULL;
     if (st == PRIDE_OK) {
         r = redisCommandArgv(rs->rc, arg ? 3 : 2, argv, argvlen);
@@ -177,7 +177,7 @@ static int redis_open(const char *spec, const char *job, int rank, int nranks, i
     snprintf(rs->job, sizeof rs->job, "%s", job);
     pthread_mutex_init(&rs->mu, NULL);
     pthread_mutex_lock(&rs->mu);
-    st = redis_connect(rs, store_deadline_ns(timeout_ms));
+    st = redis_connect(rs, pride_deadline_ns(timeout_ms));
     pthread_mutex_unlock(&rs->mu);
     if (st != PRIDE_OK) {
         snprintf(why, whylen, "%s", rs->base.why);

@@ -319,7 +319,7 @@ static void tcp_accept(struct tcp_server *srv)
         if (fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
                        errno == ENOMEM)) {
             /* lfd stays readable: rest a while instead of spinning on it */
-            srv->accept_pause = store_now_ns() + 100000000LL;
+            srv->accept_pause = pride_now_ns() + 100000000LL;
             return;
         }
         if (fd < 0)
@@ -361,7 +361,7 @@ static void *tcp_server_main(void *arg)
     struct tcp_server *srv = arg;
     for (;;) {
         int stopping = atomic_load(&srv->stopping);
-        int64_t now = store_now_ns(), until = INT64_MAX;
+        int64_t now = pride_now_ns(), until = INT64_MAX;
         if (stopping) {
             until = atomic_load(&srv->linger_deadline);
             if (srv->nconns == 0 || now >= until)
@@ -496,7 +496,7 @@ fail:
 
 static void tcp_server_stop(struct tcp_server *srv, int linger_ms)
 {
-    atomic_store(&srv->linger_deadline, store_deadline_ns(linger_ms));
+    atomic_store(&srv->linger_deadline, pride_deadline_ns(linger_ms));
     atomic_store(&srv->stopping, 1);
     uint64_t one = 1;
     ssize_t w = write(srv->wakefd, &one, sizeof one);
@@ -517,19 +517,19 @@ struct tcp_store {
     struct tcp_server *srv; /* rank 0 only */
 };
 
-/* Wait for fd to become ready for events, until the deadline. */
+/* Wait for fd to become ready for events, until the deadline (past it: one look). */
 static int tcp_wait_fd(int fd, short events, int64_t deadline_ns)
 {
     for (;;) {
-        int64_t left = deadline_ns - store_now_ns();
-        if (left <= 0)
-            return PRIDE_ERR_TIMEOUT;
+        int64_t left = deadline_ns - pride_now_ns();
         struct pollfd p = {.fd = fd, .events = events};
-        int r = poll(&p, 1, (int)(left / 1000000) + 1);
+        int r = poll(&p, 1, left > 0 ? (int)(left / 1000000) + 1 : 0);
         if (r > 0)
             return PRIDE_OK;
         if (r < 0 && errno != EINTR)
             return PRIDE_ERR_IO;
+        if (r == 0 && left <= 0)
+            return PRIDE_ERR_TIMEOUT;
     }
 }
 
@@ -674,7 +674,7 @@ static int tcp_set(struct pride_store *s, const char *key, const void *val, size
     uint32_t status;
     void *r;
     size_t rl;
-    int st = tcp_call(ts, TCP_SET, key, val, len, store_deadline_ns(ts->timeout_ms), &status,
+    int st = tcp_call(ts, TCP_SET, key, val, len, pride_deadline_ns(ts->timeout_ms), &status,
                       &r, &rl);
     if (st != PRIDE_OK)
         return st;
@@ -690,12 +690,12 @@ static int tcp_get(struct pride_store *s, const char *key, void **val, size_t *l
 {
     struct tcp_store *ts = (struct tcp_store *)s;
     /* A deadline already past still gets one look, with the usual time to answer. */
-    int look = deadline_ns <= store_now_ns();
+    int look = deadline_ns <= pride_now_ns();
     uint32_t status;
     void *r;
     size_t rl;
     int st = tcp_call(ts, look ? TCP_GET : TCP_WAIT, key, NULL, 0,
-                      look ? store_deadline_ns(ts->timeout_ms) : deadline_ns, &status, &r, &rl);
+                      look ? pride_deadline_ns(ts->timeout_ms) : deadline_ns, &status, &r, &rl);
     if (st == PRIDE_ERR_TIMEOUT && !look)
         return store_fail(s, st, "tcp store: key \"%s\" did not appear on %s port %s before "
                           "the deadline", key, ts->host, ts->port);
@@ -722,7 +722,7 @@ static int tcp_add(struct pride_store *s, const char *key, int64_t delta, int64_
     uint32_t status;
     void *r;
     size_t rl;
-    int st = tcp_call(ts, TCP_ADD, key, d, sizeof d, store_deadline_ns(ts->timeout_ms), &status,
+    int st = tcp_call(ts, TCP_ADD, key, d, sizeof d, pride_deadline_ns(ts->timeout_ms), &status,
                       &r, &rl);
     if (st != PRIDE_OK)
         return st;
@@ -777,7 +777,7 @@ static int tcp_open(const char *spec, const char *job, int rank, int nranks, int
     pthread_mutex_init(&ts->mu, NULL);
     if (rank == 0 && (st = tcp_server_start(ts->host, ts->port, &ts->srv, why, whylen)) != 0)
         goto fail;
-    if ((st = tcp_connect(ts, store_deadline_ns(timeout_ms))) != PRIDE_OK) {
+    if ((st = tcp_connect(ts, pride_deadline_ns(timeout_ms))) != PRIDE_OK) {
         snprintf(why, whylen, "%s", ts->base.why);
         goto fail;
     }

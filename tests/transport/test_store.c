@@ -607,6 +607,14 @@ static void test_tcp_garbage(void **state)
     raw_send(slow, "abcde", 5);
     expect_service(s1, s0, round++);
 
+    /* many clients connected at once, saying nothing */
+    int idle[100];
+    for (size_t i = 0; i < sizeof idle / sizeof idle[0]; i++)
+        idle[i] = raw_connect(port);
+    expect_service(s0, s1, round++);
+    for (size_t i = 0; i < sizeof idle / sizeof idle[0]; i++)
+        close(idle[i]);
+
     /* random bytes */
     int fd = raw_connect(port);
     unsigned char junk[4096];
