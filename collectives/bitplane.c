@@ -1,0 +1,347 @@
+/*
+ * Bit-sliced vote counters (see bitplane.h): the plane adder, the majority compare
+ * and the planes-to-bytes expansion, each as a portable word loop and as AVX2 and
+ * AVX-512 loops, picked once per process from what the CPU supports.
+ *
+ * The one idea: a count is never stored per element. Plane j holds bit j of 64
+ * elements' counts in one word, so one full adder (t = c & carry; c ^= carry;
+ * carry = t) on a word adds a vote to 64 counts at once, and "count > T" for a
+ * constant T is an MSB-first walk over the planes keeping two masks: elements
+ * already known greater (gt) and those still equal to T's prefix (eq). The SIMD
+ * paths do the very same boolean algebra on wider registers, so every path gives
+ * bitwise identical results.
+ *
+ * PRIDE_KERNELS=portable|avx2|avx512 caps the path (the best one the CPU supports
+ * at or below the request); unset or any other value means the best available.
+ */
+#include "bitplane.h"
+
+#include <immintrin.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct bitplane_impl {
+    const char *name;
+    void (*add)(uint64_t *out, const uint64_t *in, int nin, int nout, const uint64_t *vote,
+                size_t nwords);
+    void (*majority)(uint64_t *out, const uint64_t *planes, int nplanes, size_t nwords,
+                     uint64_t thresh, uint64_t tiemask);
+    void (*to_counts)(uint8_t *counts, const uint64_t *planes, int nplanes, size_t nwords,
+                      size_t nelems);
+};
+
+int bitplane_planes(int k)
+{
+    int n = 0;
+    for (; k > 0; k >>= 1)
+        n++;
+    return n;
+}
+
+/* ---------------------------------------------------------------- portable */
+
+/* Words [w0, w1) of the adder; also the tail of the SIMD paths. */
+static void add_words(uint64_t *out, const uint64_t *in, int nin, int nout,
+                      const uint64_t *vote, size_t nwords, size_t w0, size_t w1)
+{
+    for (size_t w = w0; w < w1; w++) {
+        uint64_t carry = vote[w];
+        for (int j = 0; j < nin; j++) {
+            uint64_t c = in[(size_t)j * nwords + w];
+            out[(size_t)j * nwords + w] = c ^ carry;
+            carry &= c;
+        }
+        if (nout > nin)
+            out[(size_t)nin * nwords + w] = carry;
+    }
+}
+
+static void add_portable(uint64_t *out, const uint64_t *in, int nin, int nout,
+                         const uint64_t *vote, size_t nwords)
+{
+    add_words(out, in, nin, nout, vote, nwords, 0, nwords);
+}
+
+static void majority_words(uint64_t *out, const uint64_t *planes, int nplanes, size_t nwords,
+                           uint64_t thresh, uint64_t tiemask, size_t w0, size_t w1)
+{
+    for (size_t w = w0; w < w1; w++) {
+        uint64_t gt = 0, eq = ~UINT64_C(0);
+        for (int j = nplanes - 1; j >= 0; j--) {
+            uint64_t c = planes[(size_t)j * nwords + w];
+            if ((thresh >> j) & 1) {
+                eq &= c;
+            } else {
+                gt |= eq & c;
+                eq &= ~c;
+            }
+        }
+        out[w] = gt | (eq & tiemask);
+    }
+}
+
+static void majority_portable(uint64_t *out, const uint64_t *planes, int nplanes, size_t nwords,
+                              uint64_t thresh, uint64_t tiemask)
+{
+    majority_words(out, planes, nplanes, nwords, thresh, tiemask, 0, nwords);
+}
+
+/* spread8[b]: byte k is bit k of b (0 or 1). */
+static uint64_t spread8[256];
+
+static void spread8_init(void)
+{
+    for (uint64_t b = 0; b < 256; b++) {
+        uint64_t x = b;
+        x = (x | (x << 28)) & UINT64_C(0x0000000F0000000F);
+        x = (x | (x << 14)) & UINT64_C(0x0003000300030003);
+        x = (x | (x << 7)) & UINT64_C(0x0101010101010101);
+        spread8[b] = x;
+    }
+}
+
+/* Counts of the 64 elements of word w into out[0..63]. */
+static void counts_word_portable(uint8_t *out, const uint64_t *planes, int nplanes,
+                                 size_t nwords, size_t w)
+{
+    for (int b = 0; b < 8; b++) {
+        uint64_t acc = 0;
+        for (int j = 0; j < nplanes; j++)
+            acc |= spread8[(planes[(size_t)j * nwords + w] >> (8 * b)) & 0xFF] << j;
+        memcpy(out + 8 * b, &acc, 8);
+    }
+}
+
+/* Words [w0, nwords) of the expansion, clipped to nelems; also the SIMD tails. */
+static void counts_words(uint8_t *counts, const uint64_t *planes, int nplanes, size_t nwords,
+                         size_t nelems, size_t w0)
+{
+    for (size_t w = w0; w < nwords && 64 * w < nelems; w++) {
+        if (nelems - 64 * w >= 64) {
+            counts_word_portable(counts + 64 * w, planes, nplanes, nwords, w);
+        } else {
+            uint8_t tmp[64];
+            counts_word_portable(tmp, planes, nplanes, nwords, w);
+            memcpy(counts + 64 * w, tmp, nelems - 64 * w);
+        }
+    }
+}
+
+static void counts_portable(uint8_t *counts, const uint64_t *planes, int nplanes, size_t nwords,
+                            size_t nelems)
+{
+    counts_words(counts, planes, nplanes, nwords, nelems, 0);
+}
+
+static const struct bitplane_impl impl_portable = {
+    .name = "portable",
+    .add = add_portable,
+    .majority = majority_portable,
+    .to_counts = counts_portable,
+};
+
+/* -------------------------------------------------------------------- AVX2 */
+
+#define AVX2 __attribute__((target("avx2")))
+
+AVX2 static void add_avx2(uint64_t *out, const uint64_t *in, int nin, int nout,
+                          const uint64_t *vote, size_t nwords)
+{
+    size_t w = 0;
+    for (; w + 4 <= nwords; w += 4) {
+        __m256i carry = _mm256_loadu_si256((const __m256i *)(vote + w));
+        for (int j = 0; j < nin; j++) {
+            __m256i c = _mm256_loadu_si256((const __m256i *)(in + (size_t)j * nwords + w));
+            _mm256_storeu_si256((__m256i *)(out + (size_t)j * nwords + w),
+                                _mm256_xor_si256(c, carry));
+            carry = _mm256_and_si256(carry, c);
+        }
+        if (nout > nin)
+            _mm256_storeu_si256((__m256i *)(out + (size_t)nin * nwords + w), carry);
+    }
+    add_words(out, in, nin, nout, vote, nwords, w, nwords);
+}
+
+AVX2 static void majority_avx2(uint64_t *out, const uint64_t *planes, int nplanes,
+                               size_t nwords, uint64_t thresh, uint64_t tiemask)
+{
+    const __m256i tm = _mm256_set1_epi64x((long long)tiemask);
+    size_t w = 0;
+    for (; w + 4 <= nwords; w += 4) {
+        __m256i gt = _mm256_setzero_si256(), eq = _mm256_set1_epi64x(-1);
+        for (int j = nplanes - 1; j >= 0; j--) {
+            __m256i c = _mm256_loadu_si256((const __m256i *)(planes + (size_t)j * nwords + w));
+            if ((thresh >> j) & 1) {
+                eq = _mm256_and_si256(eq, c);
+            } else {
+                gt = _mm256_or_si256(gt, _mm256_and_si256(eq, c));
+                eq = _mm256_andnot_si256(c, eq);
+            }
+        }
+        _mm256_storeu_si256((__m256i *)(out + w),
+                            _mm256_or_si256(gt, _mm256_and_si256(eq, tm)));
+    }
+    majority_words(out, planes, nplanes, nwords, thresh, tiemask, w, nwords);
+}
+
+/* 32 bits -> 32 bytes of 0x00 / 0xFF, bit k to byte k. */
+AVX2 static inline __m256i expand32_avx2(uint32_t bits)
+{
+    const __m256i pick = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2,
+                                          2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x((long long)UINT64_C(0x8040201008040201));
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), pick);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+}
+
+AVX2 static void counts_avx2(uint8_t *counts, const uint64_t *planes, int nplanes,
+                             size_t nwords, size_t nelems)
+{
+    size_t w = 0;
+    for (; w < nwords && nelems - 64 * w >= 64; w++) {
+        __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+        for (int j = 0; j < nplanes; j++) {
+            uint64_t m = planes[(size_t)j * nwords + w];
+            __m256i v = _mm256_set1_epi8((char)(1 << j));
+            lo = _mm256_or_si256(lo, _mm256_and_si256(expand32_avx2((uint32_t)m), v));
+            hi = _mm256_or_si256(hi, _mm256_and_si256(expand32_avx2((uint32_t)(m >> 32)), v));
+        }
+        _mm256_storeu_si256((__m256i *)(counts + 64 * w), lo);
+        _mm256_storeu_si256((__m256i *)(counts + 64 * w + 32), hi);
+    }
+    counts_words(counts, planes, nplanes, nwords, nelems, w);
+}
+
+static const struct bitplane_impl impl_avx2 = {
+    .name = "avx2",
+    .add = add_avx2,
+    .majority = majority_avx2,
+    .to_counts = counts_avx2,
+};
+
+/* ----------------------------------------------------------------- AVX-512 */
+
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
+
+AVX512 static void add_avx512(uint64_t *out, const uint64_t *in, int nin, int nout,
+                              const uint64_t *vote, size_t nwords)
+{
+    for (size_t w = 0; w < nwords; w += 8) {
+        __mmask8 k = nwords - w >= 8 ? 0xFF : (__mmask8)((1u << (nwords - w)) - 1);
+        __m512i carry = _mm512_maskz_loadu_epi64(k, vote + w);
+        for (int j = 0; j < nin; j++) {
+            __m512i c = _mm512_maskz_loadu_epi64(k, in + (size_t)j * nwords + w);
+            _mm512_mask_storeu_epi64(out + (size_t)j * nwords + w, k, _mm512_xor_si512(c, carry));
+            carry = _mm512_and_si512(carry, c);
+        }
+        if (nout > nin)
+            _mm512_mask_storeu_epi64(out + (size_t)nin * nwords + w, k, carry);
+    }
+}
+
+AVX512 static void majority_avx512(uint64_t *out, const uint64_t *planes, int nplanes,
+                                   size_t nwords, uint64_t thresh, uint64_t tiemask)
+{
+    const __m512i tm = _mm512_set1_epi64((long long)tiemask);
+    for (size_t w = 0; w < nwords; w += 8) {
+        __mmask8 k = nwords - w >= 8 ? 0xFF : (__mmask8)((1u << (nwords - w)) - 1);
+        __m512i gt = _mm512_setzero_si512(), eq = _mm512_set1_epi64(-1);
+        for (int j = nplanes - 1; j >= 0; j--) {
+            __m512i c = _mm512_maskz_loadu_epi64(k, planes + (size_t)j * nwords + w);
+            if ((thresh >> j) & 1) {
+                eq = _mm512_and_si512(eq, c);
+            } else {
+                gt = _mm512_ternarylogic_epi64(gt, eq, c, 0xF8); /* gt | (eq & c) */
+                eq = _mm512_andnot_si512(c, eq);
+            }
+        }
+        _mm512_mask_storeu_epi64(out + w, k, _mm512_ternarylogic_epi64(gt, eq, tm, 0xF8));
+    }
+}
+
+AVX512 static void counts_avx512(uint8_t *counts, const uint64_t *planes, int nplanes,
+                                 size_t nwords, size_t nelems)
+{
+    for (size_t w = 0; w < nwords && 64 * w < nelems; w++) {
+        size_t left = nelems - 64 * w;
+        __mmask64 k = left >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << left) - 1);
+        __m512i acc = _mm512_setzero_si512();
+        for (int j = 0; j < nplanes; j++)
+            acc = _mm512_mask_add_epi8(acc, planes[(size_t)j * nwords + w], acc,
+                                       _mm512_set1_epi8((char)(1 << j)));
+        _mm512_mask_storeu_epi8(counts + 64 * w, k, acc);
+    }
+}
+
+static const struct bitplane_impl impl_avx512 = {
+    .name = "avx512",
+    .add = add_avx512,
+    .majority = majority_avx512,
+    .to_counts = counts_avx512,
+};
+
+/* ---------------------------------------------------------------- dispatch */
+
+static const struct bitplane_impl *bitplane_impl;
+static pthread_once_t bitplane_once = PTHREAD_ONCE_INIT;
+
+static void bitplane_choose(void)
+{
+    spread8_init();
+    const char *want = getenv("PRIDE_KERNELS");
+    int cap = 2;
+    if (want && !strcmp(want, "portable"))
+        cap = 0;
+    else if (want && !strcmp(want, "avx2"))
+        cap = 1;
+    __builtin_cpu_init();
+    if (cap >= 2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl"))
+        bitplane_impl = &impl_avx512;
+    else if (cap >= 1 && __builtin_cpu_supports("avx2"))
+        bitplane_impl = &impl_avx2;
+    else
+        bitplane_impl = &impl_portable;
+}
+
+static const struct bitplane_impl *bitplane_get(void)
+{
+    pthread_once(&bitplane_once, bitplane_choose);
+    return bitplane_impl;
+}
+
+const char *bitplane_isa(void)
+{
+    return bitplane_get()->name;
+}
+
+void bitplane_add_vote(uint64_t *out, const uint64_t *in, int nplanes_in, int nplanes_out,
+                       const uint64_t *vote, size_t nwords)
+{
+    bitplane_get()->add(out, in, nplanes_in, nplanes_out, vote, nwords);
+}
+
+void bitplane_majority(uint64_t *out, const uint64_t *planes, int nplanes, size_t nwords,
+                       int nranks, pride_tie_t tie, size_t first_bit)
+{
+    const struct bitplane_impl *impl = bitplane_get();
+    uint64_t thresh = (uint64_t)(nranks / 2);
+    uint64_t tiemask = 0;
+    if (nranks % 2 == 0 && tie == PRIDE_TIE_POSITIVE)
+        tiemask = ~UINT64_C(0);
+    else if (nranks % 2 == 0 && tie == PRIDE_TIE_ALTERNATE)
+        tiemask = first_bit % 2 ? UINT64_C(0xAAAAAAAAAAAAAAAA) : UINT64_C(0x5555555555555555);
+    if (nplanes < 64 && (thresh >> nplanes) != 0) {
+        /* T needs more planes than the counts have: no count reaches it */
+        memset(out, 0, nwords * sizeof *out);
+        return;
+    }
+    impl->majority(out, planes, nplanes, nwords, thresh, tiemask);
+}
+
+void bitplane_to_counts(uint8_t *counts, const uint64_t *planes, int nplanes, size_t nwords,
+                        size_t nelems)
+{
+    bitplane_get()->to_counts(counts, planes, nplanes, nwords, nelems);
+}
