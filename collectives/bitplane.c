@@ -57,26 +57,54 @@ static void add_words(uint64_t *out, const uint64_t *in, int nin, int nout,
     }
 }
 
+/* Four words at a time: four independent carry chains keep the core busy. */
 static void add_portable(uint64_t *out, const uint64_t *in, int nin, int nout,
                          const uint64_t *vote, size_t nwords)
 {
-    add_words(out, in, nin, nout, vote, nwords, 0, nwords);
+    size_t w = 0;
+    for (; w + 4 <= nwords; w += 4) {
+        uint64_t c0 = vote[w], c1 = vote[w + 1], c2 = vote[w + 2], c3 = vote[w + 3];
+        const uint64_t *ip = in + w;
+        uint64_t *op = out + w;
+        for (int j = 0; j < nin; j++, ip += nwords, op += nwords) {
+            uint64_t x0 = ip[0], x1 = ip[1], x2 = ip[2], x3 = ip[3];
+            op[0] = x0 ^ c0;
+            op[1] = x1 ^ c1;
+            op[2] = x2 ^ c2;
+            op[3] = x3 ^ c3;
+            c0 &= x0;
+            c1 &= x1;
+            c2 &= x2;
+            c3 &= x3;
+        }
+        if (nout > nin) {
+            op[0] = c0;
+            op[1] = c1;
+            op[2] = c2;
+            op[3] = c3;
+        }
+    }
+    add_words(out, in, nin, nout, vote, nwords, w, nwords);
 }
+
+/* One greater-than / equal step of the MSB-first compare, for one word. */
+#define MAJ_STEP(gt, eq, c, tbit)                                                          \
+    do {                                                                                   \
+        if (tbit) {                                                                        \
+            (eq) &= (c);                                                                   \
+        } else {                                                                           \
+            (gt) |= (eq) & (c);                                                            \
+            (eq) &= ~(c);                                                                  \
+        }                                                                                  \
+    } while (0)
 
 static void majority_words(uint64_t *out, const uint64_t *planes, int nplanes, size_t nwords,
                            uint64_t thresh, uint64_t tiemask, size_t w0, size_t w1)
 {
     for (size_t w = w0; w < w1; w++) {
         uint64_t gt = 0, eq = ~UINT64_C(0);
-        for (int j = nplanes - 1; j >= 0; j--) {
-            uint64_t c = planes[(size_t)j * nwords + w];
-            if ((thresh >> j) & 1) {
-                eq &= c;
-            } else {
-                gt |= eq & c;
-                eq &= ~c;
-            }
-        }
+        for (int j = nplanes - 1; j >= 0; j--)
+            MAJ_STEP(gt, eq, planes[(size_t)j * nwords + w], (thresh >> j) & 1);
         out[w] = gt | (eq & tiemask);
     }
 }
@@ -84,7 +112,24 @@ static void majority_words(uint64_t *out, const uint64_t *planes, int nplanes, s
 static void majority_portable(uint64_t *out, const uint64_t *planes, int nplanes, size_t nwords,
                               uint64_t thresh, uint64_t tiemask)
 {
-    majority_words(out, planes, nplanes, nwords, thresh, tiemask, 0, nwords);
+    size_t w = 0;
+    for (; w + 4 <= nwords; w += 4) {
+        uint64_t g0 = 0, g1 = 0, g2 = 0, g3 = 0;
+        uint64_t e0 = ~UINT64_C(0), e1 = e0, e2 = e0, e3 = e0;
+        for (int j = nplanes - 1; j >= 0; j--) {
+            const uint64_t *p = planes + (size_t)j * nwords + w;
+            int tbit = (int)((thresh >> j) & 1);
+            MAJ_STEP(g0, e0, p[0], tbit);
+            MAJ_STEP(g1, e1, p[1], tbit);
+            MAJ_STEP(g2, e2, p[2], tbit);
+            MAJ_STEP(g3, e3, p[3], tbit);
+        }
+        out[w] = g0 | (e0 & tiemask);
+        out[w + 1] = g1 | (e1 & tiemask);
+        out[w + 2] = g2 | (e2 & tiemask);
+        out[w + 3] = g3 | (e3 & tiemask);
+    }
+    majority_words(out, planes, nplanes, nwords, thresh, tiemask, w, nwords);
 }
 
 /* spread8[b]: byte k is bit k of b (0 or 1). */
@@ -149,38 +194,61 @@ AVX2 static void add_avx2(uint64_t *out, const uint64_t *in, int nin, int nout,
                           const uint64_t *vote, size_t nwords)
 {
     size_t w = 0;
-    for (; w + 4 <= nwords; w += 4) {
-        __m256i carry = _mm256_loadu_si256((const __m256i *)(vote + w));
-        for (int j = 0; j < nin; j++) {
-            __m256i c = _mm256_loadu_si256((const __m256i *)(in + (size_t)j * nwords + w));
-            _mm256_storeu_si256((__m256i *)(out + (size_t)j * nwords + w),
-                                _mm256_xor_si256(c, carry));
-            carry = _mm256_and_si256(carry, c);
+    for (; w + 16 <= nwords; w += 16) {
+        const __m256i *vp = (const __m256i *)(vote + w);
+        __m256i c0 = _mm256_loadu_si256(vp), c1 = _mm256_loadu_si256(vp + 1);
+        __m256i c2 = _mm256_loadu_si256(vp + 2), c3 = _mm256_loadu_si256(vp + 3);
+        const uint64_t *ip = in + w;
+        uint64_t *op = out + w;
+        for (int j = 0; j < nin; j++, ip += nwords, op += nwords) {
+            const __m256i *i4 = (const __m256i *)ip;
+            __m256i *o4 = (__m256i *)op;
+            __m256i x0 = _mm256_loadu_si256(i4), x1 = _mm256_loadu_si256(i4 + 1);
+            __m256i x2 = _mm256_loadu_si256(i4 + 2), x3 = _mm256_loadu_si256(i4 + 3);
+            _mm256_storeu_si256(o4, _mm256_xor_si256(x0, c0));
+            _mm256_storeu_si256(o4 + 1, _mm256_xor_si256(x1, c1));
+            _mm256_storeu_si256(o4 + 2, _mm256_xor_si256(x2, c2));
+            _mm256_storeu_si256(o4 + 3, _mm256_xor_si256(x3, c3));
+            c0 = _mm256_and_si256(c0, x0);
+            c1 = _mm256_and_si256(c1, x1);
+            c2 = _mm256_and_si256(c2, x2);
+            c3 = _mm256_and_si256(c3, x3);
         }
-        if (nout > nin)
-            _mm256_storeu_si256((__m256i *)(out + (size_t)nin * nwords + w), carry);
+        if (nout > nin) {
+            __m256i *o4 = (__m256i *)op;
+            _mm256_storeu_si256(o4, c0);
+            _mm256_storeu_si256(o4 + 1, c1);
+            _mm256_storeu_si256(o4 + 2, c2);
+            _mm256_storeu_si256(o4 + 3, c3);
+        }
     }
     add_words(out, in, nin, nout, vote, nwords, w, nwords);
 }
 
+/* Two vectors per step: the gt / eq chains of one vector are serial, two overlap. */
 AVX2 static void majority_avx2(uint64_t *out, const uint64_t *planes, int nplanes,
                                size_t nwords, uint64_t thresh, uint64_t tiemask)
 {
     const __m256i tm = _mm256_set1_epi64x((long long)tiemask);
     size_t w = 0;
-    for (; w + 4 <= nwords; w += 4) {
-        __m256i gt = _mm256_setzero_si256(), eq = _mm256_set1_epi64x(-1);
+    for (; w + 8 <= nwords; w += 8) {
+        __m256i g0 = _mm256_setzero_si256(), e0 = _mm256_set1_epi64x(-1), g1 = g0, e1 = e0;
         for (int j = nplanes - 1; j >= 0; j--) {
-            __m256i c = _mm256_loadu_si256((const __m256i *)(planes + (size_t)j * nwords + w));
+            const __m256i *p = (const __m256i *)(planes + (size_t)j * nwords + w);
+            __m256i c0 = _mm256_loadu_si256(p), c1 = _mm256_loadu_si256(p + 1);
             if ((thresh >> j) & 1) {
-                eq = _mm256_and_si256(eq, c);
+                e0 = _mm256_and_si256(e0, c0);
+                e1 = _mm256_and_si256(e1, c1);
             } else {
-                gt = _mm256_or_si256(gt, _mm256_and_si256(eq, c));
-                eq = _mm256_andnot_si256(c, eq);
+                g0 = _mm256_or_si256(g0, _mm256_and_si256(e0, c0));
+                g1 = _mm256_or_si256(g1, _mm256_and_si256(e1, c1));
+                e0 = _mm256_andnot_si256(c0, e0);
+                e1 = _mm256_andnot_si256(c1, e1);
             }
         }
-        _mm256_storeu_si256((__m256i *)(out + w),
-                            _mm256_or_si256(gt, _mm256_and_si256(eq, tm)));
+        __m256i *o = (__m256i *)(out + w);
+        _mm256_storeu_si256(o, _mm256_or_si256(g0, _mm256_and_si256(e0, tm)));
+        _mm256_storeu_si256(o + 1, _mm256_or_si256(g1, _mm256_and_si256(e1, tm)));
     }
     majority_words(out, planes, nplanes, nwords, thresh, tiemask, w, nwords);
 }
@@ -227,7 +295,33 @@ static const struct bitplane_impl impl_avx2 = {
 AVX512 static void add_avx512(uint64_t *out, const uint64_t *in, int nin, int nout,
                               const uint64_t *vote, size_t nwords)
 {
-    for (size_t w = 0; w < nwords; w += 8) {
+    size_t w = 0;
+    for (; w + 32 <= nwords; w += 32) {
+        __m512i c0 = _mm512_loadu_si512(vote + w), c1 = _mm512_loadu_si512(vote + w + 8);
+        __m512i c2 = _mm512_loadu_si512(vote + w + 16), c3 = _mm512_loadu_si512(vote + w + 24);
+        const uint64_t *ip = in + w;
+        uint64_t *op = out + w;
+        for (int j = 0; j < nin; j++, ip += nwords, op += nwords) {
+            __m512i x0 = _mm512_loadu_si512(ip), x1 = _mm512_loadu_si512(ip + 8);
+            __m512i x2 = _mm512_loadu_si512(ip + 16), x3 = _mm512_loadu_si512(ip + 24);
+            _mm512_storeu_si512(op, _mm512_xor_si512(x0, c0));
+            _mm512_storeu_si512(op + 8, _mm512_xor_si512(x1, c1));
+            _mm512_storeu_si512(op + 16, _mm512_xor_si512(x2, c2));
+            _mm512_storeu_si512(op + 24, _mm512_xor_si512(x3, c3));
+            c0 = _mm512_and_si512(c0, x0);
+            c1 = _mm512_and_si512(c1, x1);
+            c2 = _mm512_and_si512(c2, x2);
+            c3 = _mm512_and_si512(c3, x3);
+        }
+        if (nout > nin) {
+            _mm512_storeu_si512(op, c0);
+            _mm512_storeu_si512(op + 8, c1);
+            _mm512_storeu_si512(op + 16, c2);
+            _mm512_storeu_si512(op + 24, c3);
+        }
+    }
+    /* the rest one vector at a time, the last one masked */
+    for (; w < nwords; w += 8) {
         __mmask8 k = nwords - w >= 8 ? 0xFF : (__mmask8)((1u << (nwords - w)) - 1);
         __m512i carry = _mm512_maskz_loadu_epi64(k, vote + w);
         for (int j = 0; j < nin; j++) {
@@ -240,11 +334,31 @@ AVX512 static void add_avx512(uint64_t *out, const uint64_t *in, int nin, int no
     }
 }
 
+/* Two vectors per step (as in majority_avx2), then one at a time, the last masked. */
 AVX512 static void majority_avx512(uint64_t *out, const uint64_t *planes, int nplanes,
                                    size_t nwords, uint64_t thresh, uint64_t tiemask)
 {
     const __m512i tm = _mm512_set1_epi64((long long)tiemask);
-    for (size_t w = 0; w < nwords; w += 8) {
+    size_t w = 0;
+    for (; w + 16 <= nwords; w += 16) {
+        __m512i g0 = _mm512_setzero_si512(), e0 = _mm512_set1_epi64(-1), g1 = g0, e1 = e0;
+        for (int j = nplanes - 1; j >= 0; j--) {
+            const uint64_t *p = planes + (size_t)j * nwords + w;
+            __m512i c0 = _mm512_loadu_si512(p), c1 = _mm512_loadu_si512(p + 8);
+            if ((thresh >> j) & 1) {
+                e0 = _mm512_and_si512(e0, c0);
+                e1 = _mm512_and_si512(e1, c1);
+            } else {
+                g0 = _mm512_ternarylogic_epi64(g0, e0, c0, 0xF8); /* g | (e & c) */
+                g1 = _mm512_ternarylogic_epi64(g1, e1, c1, 0xF8);
+                e0 = _mm512_andnot_si512(c0, e0);
+                e1 = _mm512_andnot_si512(c1, e1);
+            }
+        }
+        _mm512_storeu_si512(out + w, _mm512_ternarylogic_epi64(g0, e0, tm, 0xF8));
+        _mm512_storeu_si512(out + w + 8, _mm512_ternarylogic_epi64(g1, e1, tm, 0xF8));
+    }
+    for (; w < nwords; w += 8) {
         __mmask8 k = nwords - w >= 8 ? 0xFF : (__mmask8)((1u << (nwords - w)) - 1);
         __m512i gt = _mm512_setzero_si512(), eq = _mm512_set1_epi64(-1);
         for (int j = nplanes - 1; j >= 0; j--) {
@@ -252,7 +366,7 @@ AVX512 static void majority_avx512(uint64_t *out, const uint64_t *planes, int np
             if ((thresh >> j) & 1) {
                 eq = _mm512_and_si512(eq, c);
             } else {
-                gt = _mm512_ternarylogic_epi64(gt, eq, c, 0xF8); /* gt | (eq & c) */
+                gt = _mm512_ternarylogic_epi64(gt, eq, c, 0xF8);
                 eq = _mm512_andnot_si512(c, eq);
             }
         }
