@@ -256,8 +256,9 @@ AVX2 static void majority_avx2(uint64_t *out, const uint64_t *planes, int nplane
 /* 32 bits -> 32 bytes of 0x00 / 0xFF, bit k to byte k. */
 AVX2 static inline __m256i expand32_avx2(uint32_t bits)
 {
-    const __m256i pick = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2,
-                                          2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    /* byte k of the result takes byte k/8 of bits (shuffles stay within 128-bit lanes) */
+    const __m256i pick = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                          2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
     const __m256i bit = _mm256_set1_epi64x((long long)UINT64_C(0x8040201008040201));
     __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), pick);
     return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);

@@ -20,10 +20,13 @@
  * order: an item is added (or its majority taken) the moment it arrives and goes
  * straight back on the wire as the same chunk's next step, VOTE_GROUP items later,
  * while the receives of the next VOTE_LOOKAHEAD items are already posted, so adding
- * one chunk overlaps the transfer of the next and data lands where it is wanted.
- * Reduce-scatter items land in a few chunk slots (cache-hot); allgather items land
- * in the output. Bits past nbits are masked from the input (a copy of the one chunk
- * holding the last word), so counts there are 0 and the output bits 0.
+ * one chunk overlaps the transfer of the next. Segments keep that next step within
+ * the neighbour's posted receives, so data lands straight in the buffer meant for it
+ * (a frame that comes before its receive is buffered by the transport: correct, one
+ * copy slower). Reduce-scatter items land in a few chunk slots (cache-hot);
+ * allgather items land in the output. Bits past nbits are masked from the input (a
+ * copy of the one chunk holding the last word), so counts there are 0 and the output
+ * bits 0.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -186,7 +186,8 @@ int main(int argc, char **argv)
         i++;
         if (!strcmp(a, "--size")) {
             if (vbench_parse_size(v, &o.size) != 0 || o.size % 8 != 0) {
-                fprintf(stderr, "pride-vbench: --size %s: want a positive multiple of 8 bytes\n", v);
+                fprintf(stderr, "pride-vbench: --size %s: want a positive multiple of 8 bytes\n",
+                        v);
                 return 2;
             }
         } else if (!strcmp(a, "--iters")) {

@@ -82,7 +82,11 @@ static void check_add(struct digest *d, uint64_t *rng)
             HCHECK(cnt && in && out && vote && alias);
             for (size_t i = 0; i < ne; i++) {
                 uint64_t r = harness_rand(rng);
-                cnt[i] = (unsigned)(r % 4 == 0 ? (uint64_t)k : r % 4 == 1 ? 0 : (r >> 8) % (uint64_t)(k + 1));
+                /* the extremes (0 and k, where carries run furthest) and anything between */
+                uint64_t c = r % 4 == 0   ? (uint64_t)k
+                             : r % 4 == 1 ? 0
+                                          : (r >> 8) % (uint64_t)(k + 1);
+                cnt[i] = (unsigned)c;
             }
             encode(in, nin, nw, cnt);
             for (size_t w = 0; w < nw; w++)
@@ -158,7 +162,8 @@ static void check_counts(struct digest *d, uint64_t *rng)
                 cnt[i] = (unsigned)(harness_rand(rng) & ((1u << nplanes) - 1));
             encode(planes, nplanes, nw, cnt);
             /* every element count, and ragged ends that stop mid-word */
-            size_t cuts[] = {ne, ne > 0 ? ne - 1 : 0, ne > 64 ? ne - 63 : 0, ne / 2 + 5 < ne ? ne / 2 + 5 : ne};
+            size_t cuts[] = {ne, ne > 0 ? ne - 1 : 0, ne > 64 ? ne - 63 : 0,
+                             ne / 2 + 5 < ne ? ne / 2 + 5 : ne};
             for (size_t ci = 0; ci < 4; ci++) {
                 size_t nelems = cuts[ci];
                 memset(out, 0xA5, ne + 1);

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "bitplane.h"
+#include "ctx.h"
 #include "harness.h"
 #include "vote_internal.h"
 
@@ -208,15 +209,17 @@ static int rank_bytes(pride_context_t *ctx, int rank, int P, void *arg)
 
     HCHECK_OK(ctx, pride_reset_stats(ctx));
     HCHECK_OK(ctx, pride_vote(ctx, in, out, nbits, PRIDE_TIE_ALTERNATE));
-    unsigned long long got = sent_bytes(ctx), want = block * sum + (unsigned long long)(P - 1) * block;
+    unsigned long long steps = (unsigned long long)(P - 1);
+    unsigned long long got = sent_bytes(ctx), want = block * sum + steps * block;
     if (got != want)
-        fprintf(stderr, "rank %d of %d: pride_vote sent %llu bytes, want %llu\n", rank, P, got, want);
+        fprintf(stderr, "rank %d of %d: pride_vote sent %llu bytes, want %llu\n", rank, P, got,
+                want);
     HCHECK(got == want);
 
     HCHECK_OK(ctx, pride_reset_stats(ctx));
     HCHECK_OK(ctx, pride_vote_count(ctx, in, counts, nbits));
     got = sent_bytes(ctx);
-    want = block * sum + (unsigned long long)(P - 1) * (unsigned long long)bitplane_planes(P) * block;
+    want = block * sum + steps * (unsigned long long)bitplane_planes(P) * block;
     if (got != want)
         fprintf(stderr, "rank %d of %d: pride_vote_count sent %llu bytes, want %llu\n", rank, P,
                 got, want);
@@ -225,7 +228,7 @@ static int rank_bytes(pride_context_t *ctx, int rank, int P, void *arg)
     HCHECK_OK(ctx, pride_reset_stats(ctx));
     HCHECK_OK(ctx, pride_vote_allgather(ctx, in, out, nbits, PRIDE_TIE_ALTERNATE));
     got = sent_bytes(ctx);
-    want = (unsigned long long)(P - 1) * nbits / 8;
+    want = steps * nbits / 8;
     if (got != want)
         fprintf(stderr, "rank %d of %d: pride_vote_allgather sent %llu bytes, want %llu\n", rank,
                 P, got, want);
@@ -278,9 +281,52 @@ static void test_vote_invalid(void **s)
     assert_int_equal(harness_run(2, rank_invalid, NULL, NULL), 0);
 }
 
+/* Ranks that disagree on nbits or on the tie rule all get PRIDE_ERR_MISMATCH. */
+static int rank_mismatch(pride_context_t *ctx, int rank, int P, void *arg)
+{
+    (void)P;
+    int what = *(const int *)arg;
+    uint64_t in[4] = {1, 2, 3, 4}, out[4];
+    size_t nbits = what == 0 && rank == 1 ? 200 : 100;
+    pride_tie_t tie = what == 1 && rank == 1 ? PRIDE_TIE_POSITIVE : PRIDE_TIE_NEGATIVE;
+    int st = pride_vote(ctx, in, out, nbits, tie);
+    if (st != PRIDE_ERR_MISMATCH)
+        fprintf(stderr, "rank %d: got %s (%s)\n", rank, pride_strerror(st), pride_last_error(ctx));
+    HCHECK(st == PRIDE_ERR_MISMATCH);
+    return 0;
+}
+
+static void test_vote_mismatch(void **s)
+{
+    (void)s;
+    for (int what = 0; what < 2; what++)
+        assert_int_equal(harness_run(3, rank_mismatch, &what, NULL), 0);
+}
+
+/* Too many ranks is refused before anything goes on the wire, so a context that only
+   claims its size (no transport behind it) shows it. */
+static void test_vote_too_many_ranks(void **s)
+{
+    (void)s;
+    struct pride_context fake;
+    memset(&fake, 0, sizeof fake);
+    pthread_mutex_init(&fake.mu, NULL);
+    uint64_t in[1] = {1}, out[1];
+    uint8_t counts[64];
+    fake.nranks = 256;
+    assert_int_equal(pride_vote_count(&fake, in, counts, 64), PRIDE_ERR_UNSUPPORTED);
+    assert_non_null(strstr(pride_last_error(&fake), "256 ranks"));
+    fake.nranks = 257;
+    assert_int_equal(pride_vote(&fake, in, out, 64, PRIDE_TIE_NEGATIVE), PRIDE_ERR_UNSUPPORTED);
+    assert_int_equal(pride_vote_allgather(&fake, in, out, 64, PRIDE_TIE_NEGATIVE),
+                     PRIDE_ERR_UNSUPPORTED);
+    pthread_mutex_destroy(&fake.mu);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_vote_too_many_ranks), cmocka_unit_test(test_vote_mismatch),
         cmocka_unit_test(test_vote_invalid), cmocka_unit_test(test_vote_1),
         cmocka_unit_test(test_vote_2),       cmocka_unit_test(test_vote_3),
         cmocka_unit_test(test_vote_4),       cmocka_unit_test(test_vote_5),
