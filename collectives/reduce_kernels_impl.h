@@ -42,15 +42,18 @@ int pride_avg_finish_path(pride_kpath_t path, void *buf, size_t count, pride_dty
 typedef void (*pride_kernel_fn)(void *out, const void *a, const void *b, size_t n);
 typedef void (*pride_avg_fn)(void *buf, size_t n, int nranks);
 
-/* float16 kernels written with intrinsics (reduce_kernels_x86.c); GCC cannot
- * vectorize the portable conversions, F16C converts 8 or 16 values per instruction. */
+/* float16 and bfloat16 SUM/PROD/AVG written with intrinsics (reduce_kernels_x86.c):
+ * GCC cannot vectorize the portable float16 conversions, and vectorizes bfloat16's
+ * widening and narrowing poorly. */
 #if defined(__x86_64__) || defined(__i386__)
-void pride_f16_sum_avx2(void *out, const void *a, const void *b, size_t n);
-void pride_f16_prod_avx2(void *out, const void *a, const void *b, size_t n);
-void pride_f16_avg_avx2(void *buf, size_t n, int nranks);
-void pride_f16_sum_avx512(void *out, const void *a, const void *b, size_t n);
-void pride_f16_prod_avx512(void *out, const void *a, const void *b, size_t n);
-void pride_f16_avg_avx512(void *buf, size_t n, int nranks);
+#define PRIDE_KERNELS16_DECLARE(type, path)                                              \
+    void pride_##type##_sum_##path(void *out, const void *a, const void *b, size_t n);   \
+    void pride_##type##_prod_##path(void *out, const void *a, const void *b, size_t n);  \
+    void pride_##type##_avg_##path(void *buf, size_t n, int nranks);
+PRIDE_KERNELS16_DECLARE(f16, avx2)
+PRIDE_KERNELS16_DECLARE(bf16, avx2)
+PRIDE_KERNELS16_DECLARE(f16, avx512)
+PRIDE_KERNELS16_DECLARE(bf16, avx512)
 #endif
 
 #endif
