@@ -398,7 +398,7 @@ static void run_reap(struct run *run)
                     strsignal(WTERMSIG(wstatus)));
         else
             fprintf(stderr, "pride-run: rank %d exited with status %d", r, st);
-        fprintf(stderr, run->alive ? "; ending the other ranks\n" : "\n");
+        fputs(run->alive ? "; ending the other ranks\n" : "\n", stderr);
         run_signal_ranks(run, SIGTERM);
         clock_gettime(CLOCK_MONOTONIC, &run->kill_at);
         run->kill_at.tv_sec += RUN_GRACE_MS / 1000;

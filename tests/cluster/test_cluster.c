@@ -34,11 +34,15 @@
 
 static char prefix[32];
 static char cluster_script[4096];
+static char *last_out; /* output of the last command; freed by the next and at teardown */
 
 /* Run argv, capturing stdout and stderr together; returns the exit status
-   (128 + signal when killed) and the output in *out (malloc'd) if out is set. */
+   (128 + signal when killed) and points *out, if set, at the output (valid until the
+   next command). */
 static int run_cmd(char *const argv[], char **out)
 {
+    free(last_out);
+    last_out = NULL;
     char path[] = "/tmp/pride-cluster-test-XXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);
@@ -59,11 +63,12 @@ static int run_cmd(char *const argv[], char **out)
         assert_non_null(f);
         rewind(f);
         size_t cap = 1 << 16;
-        *out = calloc(1, cap);
-        assert_non_null(*out);
-        size_t n = fread(*out, 1, cap - 1, f);
-        (*out)[n] = '\0';
+        last_out = calloc(1, cap);
+        assert_non_null(last_out);
+        size_t n = fread(last_out, 1, cap - 1, f);
+        last_out[n] = '\0';
         fclose(f);
+        *out = last_out;
     } else {
         close(fd);
     }
@@ -118,10 +123,8 @@ static void require_netns(void)
     int st = run_cmd(add, &out);
     if (st != 0) {
         print_message("skipped: 'ip netns add' failed (%d): %s", st, out);
-        free(out);
         skip();
     }
-    free(out);
     assert_int_equal(run_cmd(del, NULL), 0);
 }
 
@@ -130,6 +133,8 @@ static int teardown(void **state)
     (void)state;
     if (geteuid() == 0)
         cluster("down", NULL, NULL);
+    free(last_out);
+    last_out = NULL;
     return 0;
 }
 
@@ -242,7 +247,6 @@ static void test_up_reach_down(void **state)
     char want[128];
     snprintf(want, sizeof want, "%s-h2 10.77.0.3", prefix);
     assert_non_null(strstr(out, want));
-    free(out);
 
     char name[64];
     for (int i = 0; i < 3; i++) {
@@ -285,11 +289,9 @@ static void test_up_reach_down(void **state)
     assert_int_equal(run_cmd(tc_host, &out), 0);
     assert_non_null(strstr(out, "tbf"));
     assert_non_null(strstr(out, "rate 1Gbit"));
-    free(out);
     assert_int_equal(run_cmd(tc_port, &out), 0);
     assert_non_null(strstr(out, "tbf"));
     assert_non_null(strstr(out, "rate 1Gbit"));
-    free(out);
 
     assert_int_equal(cluster("down", NULL, NULL), 0);
     for (int i = 0; i < 3; i++) {
@@ -309,18 +311,15 @@ static void test_loss_and_no_rate(void **state)
     int st = cluster("up", up, &out);
     if (st != 0)
         fail_msg("pride-cluster up failed (%d): %s", st, out);
-    free(out);
     char h0[64];
     snprintf(h0, sizeof h0, "%s-h0", prefix);
     char *nft[] = {"ip", "netns", "exec", h0, "nft", "list", "table", "inet", "pride", NULL};
     assert_int_equal(run_cmd(nft, &out), 0);
     assert_non_null(strstr(out, "numgen random mod 10000 < 250"));
     assert_non_null(strstr(out, "drop"));
-    free(out);
     char *tc[] = {"tc", "-n", h0, "qdisc", "show", "dev", "eth0", NULL};
     assert_int_equal(run_cmd(tc, &out), 0);
     assert_null(strstr(out, "tbf"));
-    free(out);
 }
 
 /* up replaces a cluster of the same prefix; down is safe on a partial cluster. */
@@ -357,14 +356,12 @@ static void test_usage(void **state)
     char *out = NULL;
     assert_int_equal(cluster("up", zero, &out), 2);
     assert_memory_equal(out, "pride-cluster: ", 15);
-    free(out);
     assert_int_equal(cluster("up", rate, NULL), 2);
     assert_int_equal(cluster("up", loss, NULL), 2);
     assert_int_equal(cluster("reboot", NULL, NULL), 2);
     char *help[] = {cluster_script, "--help", NULL};
     assert_int_equal(run_cmd(help, &out), 0);
     assert_memory_equal(out, "usage: pride-cluster", 20);
-    free(out);
 }
 
 /* pride-run puts rank r in host r; the ranks find each other over the bridge. */
@@ -377,7 +374,6 @@ static void test_pride_run_across_hosts(void **state)
     int st = cluster("up", up, &out);
     if (st != 0)
         fail_msg("pride-cluster up failed (%d): %s", st, out);
-    free(out);
     const char *dir = getenv("PRIDE_TOOLS_DIR");
     assert_non_null(dir);
     char run[4096], hello[4096], list[256];
@@ -394,7 +390,6 @@ static void test_pride_run_across_hosts(void **state)
         if (!strstr(out, want))
             fail_msg("missing '%s' in: %s", want, out);
     }
-    free(out);
 }
 
 int main(void)
@@ -403,7 +398,7 @@ int main(void)
         cmocka_unit_test_teardown(test_up_reach_down, teardown),
         cmocka_unit_test_teardown(test_loss_and_no_rate, teardown),
         cmocka_unit_test_teardown(test_idempotent, teardown),
-        cmocka_unit_test(test_usage),
+        cmocka_unit_test_teardown(test_usage, teardown),
         cmocka_unit_test_teardown(test_pride_run_across_hosts, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
