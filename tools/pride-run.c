@@ -369,6 +369,21 @@ static void run_signal_ranks(struct run *run, int sig)
             kill(-run->ranks[r].pid, sig);
 }
 
+/* The job has failed with status: SIGTERM every rank now, SIGKILL after the grace. */
+static void run_end_all(struct run *run, int status)
+{
+    run->failed = 1;
+    run->status = status;
+    run_signal_ranks(run, SIGTERM);
+    clock_gettime(CLOCK_MONOTONIC, &run->kill_at);
+    run->kill_at.tv_sec += RUN_GRACE_MS / 1000;
+    run->kill_at.tv_nsec += (RUN_GRACE_MS % 1000) * 1000000L;
+    if (run->kill_at.tv_nsec >= 1000000000L) {
+        run->kill_at.tv_sec++;
+        run->kill_at.tv_nsec -= 1000000000L;
+    }
+}
+
 static int run_exit_status(int wstatus)
 {
     if (WIFSIGNALED(wstatus))
@@ -391,22 +406,13 @@ static void run_reap(struct run *run)
         int st = run_exit_status(wstatus);
         if (st == 0 || run->failed)
             continue;
-        run->failed = 1;
-        run->status = st;
         if (WIFSIGNALED(wstatus))
             fprintf(stderr, "pride-run: rank %d killed by signal %d (%s)", r, WTERMSIG(wstatus),
                     strsignal(WTERMSIG(wstatus)));
         else
             fprintf(stderr, "pride-run: rank %d exited with status %d", r, st);
         fputs(run->alive ? "; ending the other ranks\n" : "\n", stderr);
-        run_signal_ranks(run, SIGTERM);
-        clock_gettime(CLOCK_MONOTONIC, &run->kill_at);
-        run->kill_at.tv_sec += RUN_GRACE_MS / 1000;
-        run->kill_at.tv_nsec += (RUN_GRACE_MS % 1000) * 1000000L;
-        if (run->kill_at.tv_nsec >= 1000000000L) {
-            run->kill_at.tv_sec++;
-            run->kill_at.tv_nsec -= 1000000000L;
-        }
+        run_end_all(run, st);
     }
 }
 
@@ -696,14 +702,8 @@ int main(int argc, char **argv)
     for (; started < run.o.nranks; started++)
         if (run_spawn(&run, started))
             break;
-    if (started < run.o.nranks && !run.failed) {
-        /* Could not start them all: end those that run, keep status 1. */
-        run.failed = 1;
-        run.status = 1;
-        run_signal_ranks(&run, SIGTERM);
-        clock_gettime(CLOCK_MONOTONIC, &run.kill_at);
-        run.kill_at.tv_sec += RUN_GRACE_MS / 1000;
-    }
+    if (started < run.o.nranks)
+        run_end_all(&run, 1); /* could not start them all: end those that run */
     if (run_loop(&run)) {
         run_signal_ranks(&run, SIGKILL);
         while (run.alive > 0 && wait(NULL) > 0)
