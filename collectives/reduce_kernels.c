@@ -101,7 +101,7 @@ static inline uint16_t float_to_half(float f)
         uint16_t man = (uint16_t)((ax >> 13) & 0x3ffu);
         return (uint16_t)(sign | 0x7c00u | (man ? man : 0x200u));
     }
-    if (ax >= 0x47800000u) /* >= 65536 (and inf): beyond every rounding to 65504 */
+    if (ax >= 0x47800000u) /* 65536 and up, and inf: overflow */
         return (uint16_t)(sign | 0x7c00u);
     if (e >= 113) /* normal half; a carry out of the mantissa lands on the next
                      exponent, up to 0x7c00 (inf) from 65520 on */
