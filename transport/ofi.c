@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,8 +34,13 @@
 #include "ofi.h"
 
 #define HDR_LEN sizeof(struct pride_frame_hdr)
-#define BACKOFF_MIN_NS INT64_C(20000)     /* CQ without wait fd: first sleep */
-#define BACKOFF_MAX_NS INT64_C(1000000)   /* and the longest */
+/* CQ without wait fd: the first and the longest sleep. With doorbells the sleep is
+   only a safety net, and short sleeps would cost more than they find: every early
+   wake-up on a loaded host queues the thread behind others just when its bell rings. */
+#define BACKOFF_MIN_NS INT64_C(2000)
+#define BACKOFF_MAX_NS INT64_C(1000000)
+#define BELL_BACKOFF_MIN_NS INT64_C(200000)
+#define BELL_BACKOFF_MAX_NS INT64_C(10000000)
 #define FD_WAIT_CAP_NS INT64_C(250000000) /* re-check even with a wait fd */
 #define DEAD_GRACE_NS INT64_C(500000000)  /* drain what a dead peer sent before failing */
 #define DETACH_NS INT64_C(300000000)      /* broadcast_error: time to get buffers back */
@@ -191,6 +197,30 @@ static void send_done(struct pride_tp *tp, struct ofi_op *op)
     complete(op->x, PRIDE_OK);
 }
 
+/* Wake peer j if it sleeps for want of a wait fd: there is work for it. */
+static void ring(struct pride_tp *tp, int j)
+{
+    if (j < 0 || j == tp->rank || tp->peers[j].bell < 0)
+        return;
+    uint64_t one = 1;
+    ssize_t r = write(tp->peers[j].bell, &one, sizeof one);
+    (void)r;
+}
+
+/* The provider took op. */
+static void op_taken(struct pride_tp *tp, struct ofi_op *op)
+{
+    if (op->kind == OFI_OP_SEND || op->kind == OFI_OP_ERR_SEND)
+        ring(tp, op->peer);
+    if (op->kind == OFI_OP_SEND && op->iov[0].iov_base == op->small) {
+        send_done(tp, op); /* injected: no completion will come */
+        op_free(tp, op);
+        return;
+    }
+    op->state = OFI_OP_POSTED;
+    list_push(&tp->posted, op);
+}
+
 /* A post the provider refused for good. */
 static void post_failed(struct pride_tp *tp, struct ofi_op *op, int ret)
 {
@@ -226,12 +256,8 @@ static void op_post(struct pride_tp *tp, struct ofi_op *op)
         list_push(&tp->pending, op);
     } else if (ret) {
         post_failed(tp, op, ret);
-    } else if (op->kind == OFI_OP_SEND && op->iov[0].iov_base == op->small) {
-        send_done(tp, op); /* injected: no completion will come */
-        op_free(tp, op);
     } else {
-        op->state = OFI_OP_POSTED;
-        list_push(&tp->posted, op);
+        op_taken(tp, op);
     }
 }
 
@@ -244,15 +270,10 @@ static void pending_flush(struct pride_tp *tp)
             return;
         list_del(&tp->pending, op);
         op->state = OFI_OP_FREE;
-        if (ret) {
+        if (ret)
             post_failed(tp, op, ret);
-        } else if (op->kind == OFI_OP_SEND && op->iov[0].iov_base == op->small) {
-            send_done(tp, op);
-            op_free(tp, op);
-        } else {
-            op->state = OFI_OP_POSTED;
-            list_push(&tp->posted, op);
-        }
+        else
+            op_taken(tp, op);
     }
 }
 
@@ -525,6 +546,8 @@ static void on_completion(struct pride_tp *tp, struct ofi_op *op, const struct f
                                     op->peer, cq_why(tp, e, why, sizeof why)));
         break;
     case OFI_OP_RECV:
+        if (HDR_LEN + op->x->len > tp->inject_size)
+            ring(tp, op->peer); /* a send larger than the provider buffers waits for us */
         if (!e)
             complete(op->x, recv_check(tp, op, c->len, 0));
         else if (cancelled)
@@ -585,7 +608,7 @@ static int progress(struct pride_tp *tp)
     }
     pending_flush(tp);
     if (got)
-        tp->backoff_ns = BACKOFF_MIN_NS;
+        tp->backoff_ns = 0;
     return got;
 }
 
@@ -650,8 +673,10 @@ static void block(struct pride_tp *tp, int64_t deadline)
         fds[n] = (struct pollfd){tp->cq_fd, POLLIN, 0};
         who[n++] = -1;
     }
-    if (tp->backoff_ns < BACKOFF_MIN_NS)
-        tp->backoff_ns = BACKOFF_MIN_NS;
+    int64_t lo = tp->bells ? BELL_BACKOFF_MIN_NS : BACKOFF_MIN_NS;
+    int64_t hi = tp->bells ? BELL_BACKOFF_MAX_NS : BACKOFF_MAX_NS;
+    if (tp->backoff_ns < lo)
+        tp->backoff_ns = lo;
     int64_t cap = sleepy ? tp->backoff_ns : FD_WAIT_CAP_NS;
     if (now + cap < until)
         until = now + cap;
@@ -666,16 +691,22 @@ static void block(struct pride_tp *tp, int64_t deadline)
         left = 0;
     struct timespec ts = {left / 1000000000, left % 1000000000};
     pthread_mutex_unlock(&tp->mu);
+    /* Short sleeps are only short with a small timer slack (50 us by default). */
+    int slack = sleepy && !tp->bells ? prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0) : -1;
+    if (slack > 1000)
+        prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
     int k = ppoll(fds, (nfds_t)n, &ts, NULL);
+    if (slack > 1000)
+        prctl(PR_SET_TIMERSLACK, (unsigned long)slack, 0, 0, 0);
     pthread_mutex_lock(&tp->mu);
-    if (sleepy && tp->backoff_ns < BACKOFF_MAX_NS)
+    if (sleepy && tp->backoff_ns < hi)
         tp->backoff_ns *= 2;
     if (k <= 0)
         return;
     if (fds[0].revents) {
         uint64_t v;
-        while (read(tp->wakefd, &v, sizeof v) > 0)
-            ;
+        ssize_t r = read(tp->wakefd, &v, sizeof v); /* takes the whole count */
+        (void)r;
     }
     for (int i = 1; i < n; i++) {
         int j = who[i];

@@ -81,6 +81,7 @@ struct ofi_list {
 struct ofi_peer {
     fi_addr_t addr;
     int pidfd;        /* this host and pid namespace: readable once the peer exits */
+    int bell;         /* a copy of its wake-up eventfd (CQ without wait fd), or -1 */
     int64_t dead_ns;  /* when it was seen to exit, or 0 */
 };
 
@@ -115,6 +116,7 @@ struct pride_tp {
     int polling;        /* a thread is blocked on the wait fds */
     int detached;       /* failure: posted work dropped, nothing more is accepted */
     int64_t backoff_ns; /* current sleep when the CQ has no wait fd */
+    int bells;          /* every peer has a doorbell: sleeps can be long */
 
     struct ofi_slab *slabs;
     struct ofi_list free_ops, pending, posted;

@@ -16,6 +16,12 @@
  * and pid namespace watch each other through a pidfd, which becomes readable when
  * the process ends. Remote peers are covered by the provider's errors and the
  * deadline.
+ *
+ * Doorbells: a provider whose completion queue has no wait fd (shm) cannot wake a
+ * rank that sleeps. Each rank publishes the number of its wake-up eventfd, and a peer
+ * on the same host takes a copy of it with pidfd_getfd (the permission shm's
+ * process_vm_readv needs too), to ring it when it sends or finishes a transfer the
+ * sleeper may wait for. Without it the sleeper's backoff still finds the work.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +50,7 @@ struct ofi_addr_rec {
     char host[48];    /* boot id: which kernel */
     uint64_t pidns;   /* pid namespace inode */
     int32_t pid;
+    int32_t bellfd;   /* its wake-up eventfd, in its own fd table */
     uint32_t addr_format;
     uint32_t addrlen;
     uint8_t addr[OFI_ADDR_MAX];
@@ -216,18 +223,25 @@ static void host_identity(struct ofi_addr_rec *rec)
     rec->pid = (int32_t)getpid();
 }
 
-/* Watch a peer's process when it shares this kernel and pid namespace. */
-static int watch_pid(const struct ofi_addr_rec *mine, const struct ofi_addr_rec *rec)
+/* Watch a peer's process when it shares this kernel and pid namespace, and take a
+   copy of its doorbell when the provider needs one. */
+static void watch_peer(struct pride_tp *tp, struct ofi_peer *p, const struct ofi_addr_rec *mine,
+                       const struct ofi_addr_rec *rec)
 {
-#ifdef SYS_pidfd_open
+#if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
     if (!mine->host[0] || strcmp(mine->host, rec->host) || !mine->pidns ||
         mine->pidns != rec->pidns || rec->pid <= 0)
-        return -1;
-    return (int)syscall(SYS_pidfd_open, (pid_t)rec->pid, 0);
+        return;
+    p->pidfd = (int)syscall(SYS_pidfd_open, (pid_t)rec->pid, 0);
+    if (p->pidfd < 0 && errno == ESRCH) /* gone already (it may have finished) */
+        p->dead_ns = pride_now_ns();
+    if (p->pidfd >= 0 && tp->cq_fd < 0 && rec->bellfd >= 0)
+        p->bell = (int)syscall(SYS_pidfd_getfd, p->pidfd, rec->bellfd, 0);
 #else
+    (void)tp;
+    (void)p;
     (void)mine;
     (void)rec;
-    return -1;
 #endif
 }
 
@@ -241,6 +255,7 @@ static int ofi_exchange(struct pride_tp *tp)
     mine.version = PRIDE_PROTO_VERSION;
     snprintf(mine.prov, sizeof mine.prov, "%s", tp->prov);
     host_identity(&mine);
+    mine.bellfd = tp->wakefd;
     mine.addr_format = tp->info->addr_format;
     size_t alen = sizeof mine.addr;
     int ret = fi_getname(&tp->ep->fid, mine.addr, &alen);
@@ -285,8 +300,12 @@ static int ofi_exchange(struct pride_tp *tp)
             goto out;
         }
         if (j != tp->rank)
-            tp->peers[j].pidfd = watch_pid(&mine, &all[j]);
+            watch_peer(tp, &tp->peers[j], &mine, &all[j]);
     }
+    tp->bells = tp->cq_fd < 0;
+    for (int j = 0; j < tp->nranks; j++)
+        if (j != tp->rank && tp->peers[j].bell < 0)
+            tp->bells = 0;
 out:
     free(all);
     return st;
@@ -314,9 +333,12 @@ void ofi_close(struct pride_tp *tp)
     if (tp->fabric)
         fi_close(&tp->fabric->fid);
     fi_freeinfo(tp->info);
-    for (int j = 0; tp->peers && j < tp->nranks; j++)
+    for (int j = 0; tp->peers && j < tp->nranks; j++) {
         if (tp->peers[j].pidfd >= 0)
             close(tp->peers[j].pidfd);
+        if (tp->peers[j].bell >= 0)
+            close(tp->peers[j].bell);
+    }
     free(tp->peers);
     if (tp->wakefd >= 0)
         close(tp->wakefd);
@@ -347,7 +369,7 @@ int ofi_open(pride_context_t *ctx, struct pride_tp **out)
         goto fail;
     }
     for (int j = 0; j < tp->nranks; j++)
-        tp->peers[j].pidfd = -1;
+        tp->peers[j].pidfd = tp->peers[j].bell = -1;
     tp->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (tp->wakefd < 0) {
         st = pride_error(ctx, PRIDE_ERR_TRANSPORT, "eventfd: %s", strerror(errno));
