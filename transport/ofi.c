@@ -11,7 +11,9 @@
  * one of them reads the completion queue and, when there is nothing, blocks in
  * ppoll() on the CQ's wait fd (after fi_trywait), an eventfd for wake-ups and the
  * pidfds of the peers on this host; the others sleep on a condition variable. A
- * provider without a wait fd (shm) is polled with a sleeping backoff, never a spin.
+ * provider without a wait fd (shm) has no way to wake a sleeper, so peers ring each
+ * other's eventfd (ofi_open.c: doorbells) when they send, and the sleeper also wakes
+ * on a backoff as a safety net; nothing spins.
  *
  * On failure broadcast_error sends an ERROR frame (a control tag, always received
  * by one standing receive), cancels every posted receive and waits, briefly, for the
@@ -21,6 +23,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,7 +94,9 @@ struct ofi_op *ofi_op_new(struct pride_tp *tp)
     struct ofi_op *op = tp->free_ops.head;
     list_del(&tp->free_ops, op);
     struct ofi_slab *s = op->slab;
-    memset(op, 0, sizeof *op);
+    /* a zero header: a receive the provider truncates without placing anything
+       shows no magic */
+    memset(op, 0, offsetof(struct ofi_op, small));
     op->slab = s;
     return op;
 }
@@ -179,7 +184,7 @@ static const char *cq_why(struct pride_tp *tp, const struct fi_cq_err_entry *e, 
 static int op_submit(struct pride_tp *tp, struct ofi_op *op)
 {
     ssize_t ret;
-    if (op->kind == OFI_OP_SEND && op->iov[0].iov_base == op->small)
+    if (op->inject)
         ret = fi_tinject(tp->ep, op->small, op->iov[0].iov_len, op->msg.addr, op->msg.tag);
     else if (op->kind == OFI_OP_SEND || op->kind == OFI_OP_ERR_SEND)
         ret = fi_tsendmsg(tp->ep, &op->msg, FI_COMPLETION);
@@ -212,8 +217,8 @@ static void op_taken(struct pride_tp *tp, struct ofi_op *op)
 {
     if (op->kind == OFI_OP_SEND || op->kind == OFI_OP_ERR_SEND)
         ring(tp, op->peer);
-    if (op->kind == OFI_OP_SEND && op->iov[0].iov_base == op->small) {
-        send_done(tp, op); /* injected: no completion will come */
+    if (op->inject) {
+        send_done(tp, op); /* no completion will come */
         op_free(tp, op);
         return;
     }
@@ -384,6 +389,7 @@ static int ofi_isend(struct pride_tp *tp, struct pride_xfer *x)
                                        .meta = x->meta,
                                        .len = x->len};
     if (inject) {
+        op->inject = 1;
         memcpy(op->small, &op->hdr, HDR_LEN);
         if (x->len)
             memcpy(op->small + HDR_LEN, x->buf, x->len);
@@ -652,8 +658,8 @@ static int64_t dead_check(struct pride_tp *tp, int64_t now)
    when the CQ must be polled). Called by the poller with tp->mu held; drops it. */
 static void block(struct pride_tp *tp, int64_t deadline)
 {
-    struct pollfd fds[2 + 64];
-    int who[2 + 64];
+    struct pollfd *fds = tp->pfds;
+    int *who = tp->pwho;
     int n = 0;
     int64_t now = pride_now_ns();
     int64_t until = dead_check(tp, now);
@@ -680,7 +686,7 @@ static void block(struct pride_tp *tp, int64_t deadline)
     int64_t cap = sleepy ? tp->backoff_ns : FD_WAIT_CAP_NS;
     if (now + cap < until)
         until = now + cap;
-    for (int j = 0; j < tp->nranks && n < (int)(sizeof fds / sizeof fds[0]); j++) {
+    for (int j = 0; j < tp->nranks; j++) {
         if (tp->peers[j].pidfd < 0)
             continue;
         fds[n] = (struct pollfd){tp->peers[j].pidfd, POLLIN, 0};

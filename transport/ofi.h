@@ -11,6 +11,7 @@
 #ifndef PRIDE_OFI_H
 #define PRIDE_OFI_H
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -46,6 +47,7 @@ struct ofi_op {
     enum ofi_op_kind kind;
     enum ofi_op_state state;
     int cancelled;
+    int inject;             /* a small send copied whole into small: no completion */
     struct pride_xfer *x;   /* user transfer, or NULL for control frames */
     struct ofi_mr *mr;      /* payload registration, or NULL */
     int peer;
@@ -110,6 +112,8 @@ struct pride_tp {
     uint64_t mr_key;    /* next requested key (without FI_MR_PROV_KEY) */
     size_t inject_size;
     struct ofi_peer *peers;
+    struct pollfd *pfds; /* the poller's: wake fd, CQ fd, one pidfd per peer */
+    int *pwho;           /* the peer of each pidfd in pfds, or -1 */
 
     pthread_mutex_t mu; /* guards everything here, and every libfabric call */
     pthread_cond_t cv;

@@ -340,6 +340,8 @@ void ofi_close(struct pride_tp *tp)
             close(tp->peers[j].bell);
     }
     free(tp->peers);
+    free(tp->pfds);
+    free(tp->pwho);
     if (tp->wakefd >= 0)
         close(tp->wakefd);
     pthread_cond_destroy(&tp->cv);
@@ -364,7 +366,9 @@ int ofi_open(pride_context_t *ctx, struct pride_tp **out)
     pthread_condattr_destroy(&ca);
     int st;
     tp->peers = calloc((size_t)tp->nranks, sizeof *tp->peers);
-    if (!tp->peers) {
+    tp->pfds = calloc((size_t)tp->nranks + 2, sizeof *tp->pfds);
+    tp->pwho = calloc((size_t)tp->nranks + 2, sizeof *tp->pwho);
+    if (!tp->peers || !tp->pfds || !tp->pwho) {
         st = pride_error(ctx, PRIDE_ERR_NOMEM, "no memory for %d peers", tp->nranks);
         goto fail;
     }
