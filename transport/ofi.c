@@ -154,6 +154,34 @@ static void complete(struct pride_xfer *x, int st)
     x->complete = 1;
 }
 
+static int is_send(enum ofi_op_kind k)
+{
+    return k == OFI_OP_SEND || k == OFI_OP_SEND_PAYLOAD;
+}
+
+/* One libfabric operation of x ended with st. x->off (transport-private) counts the
+   operations still in flight for x; x completes with the last of them, with the
+   first failure, so its buffer is the caller's again only when libfabric is done. */
+static void part_done(struct pride_tp *tp, struct pride_xfer *x, int sending, int st)
+{
+    if (st && !x->status)
+        x->status = st;
+    if (--x->off > 0)
+        return;
+    if (!x->status) {
+        pride_context_t *ctx = tp->ctx;
+        if (sending) {
+            atomic_fetch_add(&ctx->bytes_sent, x->len);
+            atomic_fetch_add(&ctx->messages_sent, 1);
+            atomic_fetch_add(&ctx->header_bytes_sent, HDR_LEN);
+        } else {
+            atomic_fetch_add(&ctx->bytes_received, x->len);
+            atomic_fetch_add(&ctx->messages_received, 1);
+        }
+    }
+    x->complete = 1;
+}
+
 static void seq_note(struct pride_tp *tp, const struct pride_xfer *x)
 {
     struct ofi_seqslot *s = &tp->seqs[x->seq % OFI_SEQ_SLOTS];
@@ -175,7 +203,7 @@ static const char *cq_why(struct pride_tp *tp, const struct fi_cq_err_entry *e, 
     if (s && s != buf)
         snprintf(buf, len, "%s", s);
     if (!s || !buf[0])
-        snprintf(buf, len, "%s", fi_strerror(e->err));
+        snprintf(buf, len, "%s", fi_strerror(e->err < 0 ? -e->err : e->err));
     return buf;
 }
 
@@ -186,20 +214,11 @@ static int op_submit(struct pride_tp *tp, struct ofi_op *op)
     ssize_t ret;
     if (op->inject)
         ret = fi_tinject(tp->ep, op->small, op->iov[0].iov_len, op->msg.addr, op->msg.tag);
-    else if (op->kind == OFI_OP_SEND || op->kind == OFI_OP_ERR_SEND)
+    else if (is_send(op->kind) || op->kind == OFI_OP_ERR_SEND)
         ret = fi_tsendmsg(tp->ep, &op->msg, FI_COMPLETION);
     else
         ret = fi_trecvmsg(tp->ep, &op->msg, FI_COMPLETION);
     return (int)ret;
-}
-
-static void send_done(struct pride_tp *tp, struct ofi_op *op)
-{
-    pride_context_t *ctx = tp->ctx;
-    atomic_fetch_add(&ctx->bytes_sent, op->x->len);
-    atomic_fetch_add(&ctx->messages_sent, 1);
-    atomic_fetch_add(&ctx->header_bytes_sent, HDR_LEN);
-    complete(op->x, PRIDE_OK);
 }
 
 /* Wake peer j if it sleeps for want of a wait fd: there is work for it. */
@@ -215,10 +234,10 @@ static void ring(struct pride_tp *tp, int j)
 /* The provider took op. */
 static void op_taken(struct pride_tp *tp, struct ofi_op *op)
 {
-    if (op->kind == OFI_OP_SEND || op->kind == OFI_OP_ERR_SEND)
+    if (is_send(op->kind) || op->kind == OFI_OP_ERR_SEND)
         ring(tp, op->peer);
-    if (op->inject) {
-        send_done(tp, op); /* no completion will come */
+    if (op->inject) { /* no completion will come */
+        part_done(tp, op->x, 1, PRIDE_OK);
         op_free(tp, op);
         return;
     }
@@ -229,16 +248,16 @@ static void op_taken(struct pride_tp *tp, struct ofi_op *op)
 /* A post the provider refused for good. */
 static void post_failed(struct pride_tp *tp, struct ofi_op *op, int ret)
 {
-    int st;
     if (op->x) {
         char m[160];
         pride_meta_describe(&op->x->meta, m, sizeof m);
-        st = tp_fail(tp, op->kind == OFI_OP_SEND ? PRIDE_ERR_PEER : PRIDE_ERR_TRANSPORT,
-                     "%s #%llu: %s rank %d (message %u) failed on %s: %s", m,
-                     (unsigned long long)op->x->seq,
-                     op->kind == OFI_OP_SEND ? "fi_tsendmsg to" : "fi_trecvmsg from", op->peer,
-                     (unsigned)op->x->tag, tp->prov, fi_strerror(-ret));
-        complete(op->x, st);
+        int sending = is_send(op->kind);
+        int st = tp_fail(tp, sending ? PRIDE_ERR_PEER : PRIDE_ERR_TRANSPORT,
+                         "%s #%llu: %s rank %d (message %u) failed on %s: %s", m,
+                         (unsigned long long)op->x->seq,
+                         sending ? "fi_tsendmsg to" : "fi_trecvmsg from", op->peer,
+                         (unsigned)op->x->tag, tp->prov, fi_strerror(-ret));
+        part_done(tp, op->x, sending, st);
     } else if (op->kind == OFI_OP_ERR_RECV) {
         tp_fail(tp, PRIDE_ERR_TRANSPORT, "cannot post the receive for error frames on %s: %s",
                 tp->prov, fi_strerror(-ret));
@@ -247,9 +266,16 @@ static void post_failed(struct pride_tp *tp, struct ofi_op *op, int ret)
 }
 
 /* Hand an op to the provider, or queue it behind earlier ones the provider was not
-   ready for (-FI_EAGAIN, e.g. while tcp;ofi_rxm connects), keeping their order. */
+   ready for (-FI_EAGAIN, e.g. while tcp;ofi_rxm connects), keeping their order. A
+   user's op is not started once the context has failed. */
 static void op_post(struct pride_tp *tp, struct ofi_op *op)
 {
+    int st = pride_ctx_status(tp->ctx);
+    if (op->x && (st || tp->detached)) {
+        part_done(tp, op->x, is_send(op->kind), st ? st : PRIDE_ERR_PEER);
+        op_free(tp, op);
+        return;
+    }
     if (tp->pending.head) {
         op->state = OFI_OP_PENDING;
         list_push(&tp->pending, op);
@@ -291,7 +317,7 @@ int ofi_post_err_recv(struct pride_tp *tp)
     op->kind = OFI_OP_ERR_RECV;
     op->peer = -1;
     op->iov[0] = (struct iovec){&op->hdr, HDR_LEN};
-    op->iov[1] = (struct iovec){op->small, sizeof op->small};
+    op->iov[1] = (struct iovec){op->small, PRIDE_FRAME_MAX_REASON};
     op->desc[0] = op->desc[1] = slab_desc(op);
     op->msg = (struct fi_msg_tagged){.msg_iov = op->iov,
                                      .desc = op->desc,
@@ -324,10 +350,10 @@ static int post_check(struct pride_tp *tp, struct pride_xfer *x)
     return st;
 }
 
-/* A new op for x with its payload registered if the provider wants it (not for an
-   injected send, whose payload is copied). */
-static int op_for(struct pride_tp *tp, struct pride_xfer *x, enum ofi_op_kind kind, int inject,
-                  struct ofi_op **out)
+/* A new op of x. Its iov starts with the header (frames) or the user's buffer
+   (payloads), registered if the provider wants it; the caller adds the rest. */
+static int op_user(struct pride_tp *tp, struct pride_xfer *x, enum ofi_op_kind kind,
+                   int with_user_buf, struct ofi_op **out)
 {
     struct ofi_op *op = ofi_op_new(tp);
     if (!op)
@@ -336,22 +362,29 @@ static int op_for(struct pride_tp *tp, struct pride_xfer *x, enum ofi_op_kind ki
     op->kind = kind;
     op->x = x;
     op->peer = x->peer;
-    if (tp->mr_local && x->len && !inject) {
+    if (tp->mr_local && with_user_buf && x->len) {
         int st = ofi_mr_get(tp, x->buf, x->len, 0, &op->mr);
         if (st) {
             op_free(tp, op);
             return st;
         }
     }
-    op->desc[0] = slab_desc(op);
-    op->desc[1] = op->mr ? op->mr->desc : NULL;
-    op->iov[0] = (struct iovec){&op->hdr, HDR_LEN};
-    op->iov[1] = (struct iovec){x->buf, x->len};
+    int payload = kind == OFI_OP_SEND_PAYLOAD || kind == OFI_OP_RECV_PAYLOAD;
+    size_t n = 0;
+    if (!payload) {
+        op->iov[n] = (struct iovec){&op->hdr, HDR_LEN};
+        op->desc[n++] = slab_desc(op);
+    }
+    if (with_user_buf && x->len) {
+        op->iov[n] = (struct iovec){x->buf, x->len};
+        op->desc[n++] = op->mr ? op->mr->desc : NULL;
+    }
     op->msg = (struct fi_msg_tagged){.msg_iov = op->iov,
                                      .desc = op->desc,
-                                     .iov_count = x->len ? 2 : 1,
+                                     .iov_count = n,
                                      .addr = tp->peers[x->peer].addr,
-                                     .tag = data_tag(x->seq, x->tag),
+                                     .tag = data_tag(x->seq, x->tag) |
+                                            (payload ? OFI_TAG_PAYLOAD : 0),
                                      .context = &op->fctx};
     *out = op;
     return PRIDE_OK;
@@ -370,14 +403,20 @@ static void poke_poller(struct pride_tp *tp)
 static int ofi_isend(struct pride_tp *tp, struct pride_xfer *x)
 {
     pthread_mutex_lock(&tp->mu);
-    struct ofi_op *op = NULL;
+    struct ofi_op *op = NULL, *pl = NULL;
     int st = post_check(tp, x);
     if (st)
         goto out;
+    int large = x->len > OFI_EAGER;
+    size_t inline_len = large ? 0 : x->len;
     size_t limit = tp->inject_size < OFI_SMALL ? tp->inject_size : OFI_SMALL;
-    int inject = HDR_LEN + x->len <= limit; /* small: one contiguous copy, no completion */
-    st = op_for(tp, x, OFI_OP_SEND, inject, &op);
+    int inject = HDR_LEN + inline_len <= limit; /* one contiguous copy, no completion */
+    st = op_user(tp, x, OFI_OP_SEND, !large && !inject, &op);
+    if (!st && large)
+        st = op_user(tp, x, OFI_OP_SEND_PAYLOAD, 1, &pl);
     if (st) {
+        if (op)
+            op_free(tp, op);
         complete(x, fail_kept(tp, st));
         goto out;
     }
@@ -391,12 +430,14 @@ static int ofi_isend(struct pride_tp *tp, struct pride_xfer *x)
     if (inject) {
         op->inject = 1;
         memcpy(op->small, &op->hdr, HDR_LEN);
-        if (x->len)
-            memcpy(op->small + HDR_LEN, x->buf, x->len);
-        op->iov[0] = (struct iovec){op->small, HDR_LEN + x->len};
-        op->msg.iov_count = 1;
+        if (inline_len)
+            memcpy(op->small + HDR_LEN, x->buf, inline_len);
+        op->iov[0] = (struct iovec){op->small, HDR_LEN + inline_len};
     }
+    x->off = large ? 2 : 1;
     op_post(tp, op);
+    if (pl)
+        op_post(tp, pl);
     st = x->complete ? x->status : PRIDE_OK;
     poke_poller(tp);
 out:
@@ -411,11 +452,19 @@ static int ofi_irecv(struct pride_tp *tp, struct pride_xfer *x)
     int st = post_check(tp, x);
     if (st)
         goto out;
-    st = op_for(tp, x, OFI_OP_RECV, 0, &op);
+    int large = x->len > OFI_EAGER;
+    st = op_user(tp, x, OFI_OP_RECV, !large, &op);
     if (st) {
         complete(x, fail_kept(tp, st));
         goto out;
     }
+    /* room for any eager payload, so that no frame is longer than this receive */
+    size_t room = OFI_EAGER - (large ? 0 : x->len);
+    if (room) {
+        op->iov[op->msg.iov_count] = (struct iovec){op->small, room};
+        op->desc[op->msg.iov_count++] = slab_desc(op);
+    }
+    x->off = 1;
     op_post(tp, op);
     st = x->complete ? x->status : PRIDE_OK;
     poke_poller(tp);
@@ -426,7 +475,8 @@ out:
 
 /* ---- completions ---- */
 
-/* A frame landed in op (got bytes, header included): is it what x expects? */
+/* A frame's header (and eager payload) landed in op, got bytes in all: is it what x
+   expects? For a large frame the payload's receive is posted now that it is. */
 static int recv_check(struct pride_tp *tp, struct ofi_op *op, size_t got, int truncated)
 {
     struct pride_xfer *x = op->x;
@@ -442,10 +492,11 @@ static int recv_check(struct pride_tp *tp, struct ofi_op *op, size_t got, int tr
         return tp_fail(tp, PRIDE_ERR_PEER,
                        "rank %d sent a malformed frame: an error frame under a data tag",
                        op->peer);
-    if (!truncated && h->len != got - HDR_LEN)
+    size_t inline_len = h->len <= OFI_EAGER ? (size_t)h->len : 0;
+    if (!truncated && got - HDR_LEN != inline_len)
         return tp_fail(tp, PRIDE_ERR_PEER,
                        "rank %d sent a malformed frame: its header announces %llu bytes but "
-                       "%zu came", op->peer, (unsigned long long)h->len, got - HDR_LEN);
+                       "%zu came with it", op->peer, (unsigned long long)h->len, got - HDR_LEN);
     pride_meta_describe(&h->meta, theirs, sizeof theirs);
     if (pride_meta_compare(&x->meta, &h->meta, why, sizeof why) != PRIDE_OK)
         return tp_fail(tp, PRIDE_ERR_MISMATCH, "collective #%llu: %s (rank %d sent a frame of %s)",
@@ -461,30 +512,27 @@ static int recv_check(struct pride_tp *tp, struct ofi_op *op, size_t got, int tr
                        "%s #%llu: rank %d sent %llu bytes for message %u, this rank expected %zu",
                        m, (unsigned long long)h->seq, op->peer, (unsigned long long)h->len,
                        (unsigned)h->tag, x->len);
-    atomic_fetch_add(&tp->ctx->bytes_received, h->len);
-    atomic_fetch_add(&tp->ctx->messages_received, 1);
+    if (x->len <= OFI_EAGER)
+        return PRIDE_OK;
+    struct ofi_op *pl = NULL;
+    int st = op_user(tp, x, OFI_OP_RECV_PAYLOAD, 1, &pl);
+    if (st)
+        return fail_kept(tp, st);
+    x->off++;
+    op_post(tp, pl);
     return PRIDE_OK;
 }
 
-/* A message longer than the receive: some providers (shm) place what fits, header
-   included, others (tcp;ofi_rxm) place nothing and only say by how much it was too
-   long. */
+/* A message longer than the receive: only a peer that does not speak this protocol
+   sends one. Some providers place what fits, header included, others nothing. */
 static int recv_truncated(struct pride_tp *tp, struct ofi_op *op, const struct fi_cq_err_entry *e)
 {
     struct pride_xfer *x = op->x;
     if (op->hdr.magic == PRIDE_FRAME_MAGIC)
-        return recv_check(tp, op, HDR_LEN + x->len, 1);
-    char m[160];
-    pride_meta_describe(&x->meta, m, sizeof m);
-    if (e->olen)
-        return tp_fail(tp, PRIDE_ERR_MISMATCH,
-                       "%s #%llu: rank %d sent %llu bytes for message %u, this rank expected %zu",
-                       m, (unsigned long long)x->seq, op->peer,
-                       (unsigned long long)(x->len + e->olen), (unsigned)x->tag, x->len);
-    return tp_fail(tp, PRIDE_ERR_MISMATCH,
-                   "%s #%llu: rank %d sent more than the %zu bytes this rank expected for "
-                   "message %u", m, (unsigned long long)x->seq, op->peer, x->len,
-                   (unsigned)x->tag);
+        return recv_check(tp, op, HDR_LEN, 1);
+    return tp_fail(tp, PRIDE_ERR_PEER,
+                   "rank %d sent a malformed frame: a message %llu bytes longer than any frame "
+                   "of %zu bytes", op->peer, (unsigned long long)e->olen, x->len);
 }
 
 /* An ERROR frame from a peer: fail the context with its reason. */
@@ -524,59 +572,55 @@ static int detach_status(struct pride_tp *tp)
     return st ? st : PRIDE_ERR_PEER;
 }
 
+/* The status of a user op that ended with an error entry. */
+static int user_op_failed(struct pride_tp *tp, struct ofi_op *op, const struct fi_cq_err_entry *e)
+{
+    char why[256], m[160];
+    if (e->err == FI_ECANCELED || op->cancelled)
+        return detach_status(tp);
+    if (op->kind == OFI_OP_RECV && (e->err == FI_ETRUNC || e->err == -FI_ETRUNC))
+        return recv_truncated(tp, op, e);
+    pride_meta_describe(&op->x->meta, m, sizeof m);
+    int sending = is_send(op->kind);
+    return tp_fail(tp, PRIDE_ERR_PEER, "%s #%llu: %s message %u %s rank %d failed: %s%s", m,
+                   (unsigned long long)op->x->seq, sending ? "sending" : "receiving",
+                   (unsigned)op->x->tag, sending ? "to" : "from", op->peer,
+                   cq_why(tp, e, why, sizeof why),
+                   sending ? " (did it die or call pride_finalize early?)" : "");
+}
+
 /* One completion, successful (e == NULL) or not. */
 static void on_completion(struct pride_tp *tp, struct ofi_op *op, const struct fi_cq_tagged_entry *c,
                           const struct fi_cq_err_entry *e)
 {
     char why[256];
-    char m[160] = "";
-    if (op->x)
-        pride_meta_describe(&op->x->meta, m, sizeof m);
     int cancelled = e && (e->err == FI_ECANCELED || op->cancelled);
-    if (op->x && tp->detached) { /* its caller has given up: whatever came is not used */
-        complete(op->x, detach_status(tp));
+    struct pride_xfer *x = op->x;
+    int st = PRIDE_OK;
+    if (x) {
+        size_t got = e ? 0 : c->len;
+        if (op->kind == OFI_OP_RECV_PAYLOAD || got > tp->inject_size)
+            ring(tp, op->peer); /* a send larger than the provider buffers waits for us */
+        if (tp->detached) /* its caller has given up: whatever came is not used */
+            st = detach_status(tp);
+        else if (e)
+            st = user_op_failed(tp, op, e);
+        else if (op->kind == OFI_OP_RECV)
+            st = recv_check(tp, op, got, 0);
+        else if (op->kind == OFI_OP_RECV_PAYLOAD && got != x->len)
+            st = tp_fail(tp, PRIDE_ERR_PEER,
+                         "rank %d sent a malformed frame: %zu bytes of payload after a header "
+                         "announcing %zu", op->peer, got, x->len);
+        part_done(tp, x, is_send(op->kind), st);
         op_free(tp, op);
         return;
     }
-    switch (op->kind) {
-    case OFI_OP_SEND:
-        if (!e)
-            send_done(tp, op);
-        else if (cancelled)
-            complete(op->x, detach_status(tp));
-        else
-            complete(op->x, tp_fail(tp, PRIDE_ERR_PEER,
-                                    "%s #%llu: sending message %u to rank %d failed: %s (did it "
-                                    "die or call pride_finalize early?)",
-                                    m, (unsigned long long)op->x->seq, (unsigned)op->x->tag,
-                                    op->peer, cq_why(tp, e, why, sizeof why)));
-        break;
-    case OFI_OP_RECV:
-        if (HDR_LEN + op->x->len > tp->inject_size)
-            ring(tp, op->peer); /* a send larger than the provider buffers waits for us */
-        if (!e)
-            complete(op->x, recv_check(tp, op, c->len, 0));
-        else if (cancelled)
-            complete(op->x, detach_status(tp));
-        else if (e->err == FI_ETRUNC || e->err == -FI_ETRUNC)
-            complete(op->x, recv_truncated(tp, op, e));
-        else
-            complete(op->x, tp_fail(tp, PRIDE_ERR_PEER,
-                                    "%s #%llu: receiving message %u from rank %d failed: %s",
-                                    m, (unsigned long long)op->x->seq, (unsigned)op->x->tag,
-                                    op->peer, cq_why(tp, e, why, sizeof why)));
-        break;
-    case OFI_OP_ERR_SEND:
-        break;
-    case OFI_OP_ERR_RECV:
-        if (cancelled)
-            break;
+    if (op->kind == OFI_OP_ERR_RECV && !cancelled) {
         if (e)
             tp_fail(tp, PRIDE_ERR_PEER, "an error frame could not be received: %s",
                     cq_why(tp, e, why, sizeof why));
         else
             err_frame(tp, op, c->tag, c->len);
-        break;
     }
     int repost = op->kind == OFI_OP_ERR_RECV && !cancelled && !tp->detached;
     op_free(tp, op);
@@ -647,7 +691,7 @@ static int64_t dead_check(struct pride_tp *tp, int64_t now)
         tp_fail(tp, PRIDE_ERR_PEER,
                 "rank %d exited while this rank was still %s it (%s #%llu, message %u; did it "
                 "die or call pride_finalize early?)",
-                j, owed->kind == OFI_OP_SEND ? "sending to" : "waiting for", m,
+                j, is_send(owed->kind) ? "sending to" : "waiting for", m,
                 (unsigned long long)owed->x->seq, (unsigned)owed->x->tag);
         return INT64_MAX;
     }
@@ -807,7 +851,7 @@ static void ofi_broadcast_error(struct pride_tp *tp, uint64_t seq, int status, c
     while (tp->pending.head) {
         struct ofi_op *op = tp->pending.head;
         if (op->x)
-            complete(op->x, st);
+            part_done(tp, op->x, is_send(op->kind), st);
         op_free(tp, op);
     }
     size_t rl = strlen(reason);
@@ -845,7 +889,7 @@ static void ofi_broadcast_error(struct pride_tp *tp, uint64_t seq, int status, c
     }
     /* Receives the callers are giving up on: ask for them back. */
     for (struct ofi_op *op = tp->posted.head; op; op = op->next) {
-        if (op->kind != OFI_OP_RECV)
+        if (op->kind != OFI_OP_RECV && op->kind != OFI_OP_RECV_PAYLOAD)
             continue;
         op->cancelled = 1;
         fi_cancel(&tp->ep->fid, &op->fctx);
@@ -875,7 +919,7 @@ static void ofi_broadcast_error(struct pride_tp *tp, uint64_t seq, int status, c
         while (tp->posted.head) {
             struct ofi_op *op = tp->posted.head;
             if (op->x)
-                complete(op->x, st);
+                part_done(tp, op->x, is_send(op->kind), st);
             op_free(tp, op);
         }
     }

@@ -4,9 +4,14 @@
  * (memory registration) and ofi.c (the data path: tagged messages matched by
  * (peer, seq, tag), completions, blocking waits, error broadcast).
  *
- * Every message is one libfabric tagged message: the 48-byte frame header followed
- * by the payload (a two-element iov), so the receiver checks header, meta and length
- * exactly as the tcp backend does, while libfabric does the matching.
+ * A frame travels as one libfabric tagged message, the 48-byte header and then the
+ * payload, when the payload is at most OFI_EAGER bytes; a larger payload follows its
+ * header as a second message under its own tag, and the receiver posts the receive
+ * for it only once the header has shown the sender means the same collective and
+ * exactly the expected length. Every receive for a header has room for a header and
+ * OFI_EAGER bytes, so no message is ever longer than the receive that matches it:
+ * the providers' truncation paths (which drop connections in tcp;ofi_rxm, or crash,
+ * and hang in shm for large messages) are never taken by a mismatch.
  */
 #ifndef PRIDE_OFI_H
 #define PRIDE_OFI_H
@@ -24,16 +29,27 @@
 #include "transport.h"
 
 /* Tag layout: bit 63 marks control (ERROR) frames, whose low 32 bits carry the
-   sender's rank; data frames carry 31 bits of seq above the 32-bit message tag. The
-   header carries the full seq, so the receiver still checks all 64 bits. */
+   sender's rank; bit 62 marks the separate payload of a large frame; data frames
+   carry 30 bits of seq above the 32-bit message tag. The header carries the full
+   seq, so the receiver still checks all 64 bits. */
 #define OFI_TAG_CTRL (UINT64_C(1) << 63)
-#define OFI_TAG_SEQ_BITS 31
+#define OFI_TAG_PAYLOAD (UINT64_C(1) << 62)
+#define OFI_TAG_SEQ_BITS 30
 
-enum ofi_op_kind { OFI_OP_SEND, OFI_OP_RECV, OFI_OP_ERR_SEND, OFI_OP_ERR_RECV };
+/* Payloads up to OFI_EAGER bytes travel with their header. An op's own buffer holds
+   the room after a header receive, an injected frame or an ERROR frame's reason. */
+#define OFI_EAGER 4096
+#define OFI_SMALL (OFI_EAGER + sizeof(struct pride_frame_hdr))
+
+enum ofi_op_kind {
+    OFI_OP_SEND,         /* a frame: header, and the payload when it is eager */
+    OFI_OP_SEND_PAYLOAD, /* the payload of a large frame */
+    OFI_OP_RECV,         /* a frame's header (and eager payload) */
+    OFI_OP_RECV_PAYLOAD, /* posted once a large frame's header checked out */
+    OFI_OP_ERR_SEND,
+    OFI_OP_ERR_RECV,
+};
 enum ofi_op_state { OFI_OP_FREE, OFI_OP_PENDING, OFI_OP_POSTED };
-
-/* Room for an ERROR frame's reason, and for payloads small enough to inject. */
-#define OFI_SMALL PRIDE_FRAME_MAX_REASON
 
 struct ofi_mr;
 
@@ -52,10 +68,10 @@ struct ofi_op {
     struct ofi_mr *mr;      /* payload registration, or NULL */
     int peer;
     struct fi_msg_tagged msg;
-    struct iovec iov[2];
-    void *desc[2];
+    struct iovec iov[3];
+    void *desc[3];
     struct pride_frame_hdr hdr; /* sent, or landed here */
-    char small[OFI_SMALL];      /* ERROR reason, or header+payload of an injected send */
+    char small[OFI_SMALL];      /* see OFI_SMALL */
 };
 
 #define OFI_SLAB_OPS 64

@@ -164,12 +164,6 @@ static int ofi_objects(struct pride_tp *tp)
 {
     pride_context_t *ctx = tp->ctx;
     struct fi_info *info = tp->info;
-    /* With dynamic receive buffers, tcp;ofi_rxm drops the connection of a pair when a
-       message is longer than its receive, and with it the error frame that would tell
-       the sender about the mismatch. Read when the endpoint is made; a user's own
-       setting stands. */
-    if (strstr(tp->prov, "ofi_rxm"))
-        setenv("FI_OFI_RXM_ENABLE_DYN_RBUF", "0", 0);
     int ret = fi_fabric(info->fabric_attr, &tp->fabric, NULL);
     if (ret)
         return ofi_setup_error(ctx, "fi_fabric", ret);
