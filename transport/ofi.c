@@ -1,11 +1,11 @@
 /*
- * The ofi backend's data path. A send is one tagged message, frame header and payload
- * in a two-element iov; a receive is posted for exactly (peer, seq, tag) with room
- * for the header and exactly the expected payload, so libfabric matches it and
- * places the payload straight into the user's buffer. The receiver then checks the
+ * The ofi backend's data path. A frame with a payload of at most OFI_EAGER bytes is
+ * one tagged message, header and payload in a two-element iov, received into the
+ * header, the user's buffer and spare room; a larger payload follows its header as
+ * a second message (ofi.h), received straight into the user's buffer once the header
+ * has checked out. libfabric matches (peer, seq, tag); the receiver then checks the
  * header as the tcp backend does: a frame of another collective or with other
- * arguments fails the context with PRIDE_ERR_MISMATCH, a longer message shows up as
- * a truncation error, a shorter one by its length.
+ * arguments or another length fails the context with PRIDE_ERR_MISMATCH.
  *
  * Everything runs under one mutex (FI_THREAD_DOMAIN), driven by the waiting threads:
  * one of them reads the completion queue and, when there is nothing, blocks in

@@ -118,6 +118,8 @@ static int ofi_getinfo(struct pride_tp *tp, const char *want)
     hints->domain_attr->resource_mgmt = FI_RM_ENABLED;
     hints->tx_attr->msg_order = FI_ORDER_SAS;
     hints->rx_attr->msg_order = FI_ORDER_SAS;
+    hints->tx_attr->iov_limit = 2; /* header, payload */
+    hints->rx_attr->iov_limit = 3; /* header, payload, room for a longer eager one */
     if (want) {
         hints->fabric_attr->prov_name = strdup(want);
         if (!hints->fabric_attr->prov_name) {
