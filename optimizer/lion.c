@@ -1,0 +1,120 @@
+/*
+ * Lion in three forms: one process ("lion"), on the allreduce-averaged gradient
+ * ("global-lion"), and Distributed Lion ("dlion-mavo", "dlion-avg").
+ *
+ * The one idea: Lion's update is the sign of an interpolated momentum, so ranks that
+ * keep their own momentum can agree on the update by exchanging one bit per element
+ * (bit set = positive; sign(0) packs as negative) and combining the bits by majority
+ * (pride_vote) or by mean (pride_vote_count: delta = (2*count - N) / N), instead of
+ * allreducing 32-bit gradients. The weight update x -= lr * (delta + wd * x) then uses
+ * only numbers every rank holds, so replicas stay bit-identical.
+ */
+#include <string.h>
+
+#include "optim.h"
+
+static inline float sign0(float c) { return (float)((c > 0) - (c < 0)); }
+
+/* The one-process rule over one tensor: decoupled decay first, then the sign of the
+   interpolation of the old momentum, then the momentum (ALGORITHMS.md, Lion). */
+static void lion_rule(float *restrict x, float *restrict m, const float *restrict g, size_t n,
+                      float lr, float wd, float b1, float b2)
+{
+    const float decay = 1.0f - lr * wd;
+    for (size_t i = 0; i < n; i++) {
+        float c = b1 * m[i] + (1.0f - b1) * g[i];
+        x[i] = x[i] * decay;
+        x[i] = x[i] - lr * sign0(c);
+        m[i] = b2 * m[i] + (1.0f - b2) * g[i];
+    }
+}
+
+int lion_step(struct pride_optim *o, const float *grads)
+{
+    for (size_t k = 0; k < o->nt; k++) {
+        size_t off = o->t[k].offset;
+        lion_rule(o->x + off, o->m + off, grads + off, o->t[k].count, o->lr, o->wd, o->beta1,
+                  o->beta2);
+    }
+    return PRIDE_OK;
+}
+
+/* One allreduce per tensor, all started first: tensor k is updated while the
+   allreduces of the tensors after it are still on the wire. */
+int lion_global_step(struct pride_optim *o, const float *grads)
+{
+    int st = PRIDE_OK;
+    for (size_t k = 0; k < o->nt && st == PRIDE_OK; k++)
+        st = optim_istart(o, k, k, grads, o->gbuf, PRIDE_FLOAT32, PRIDE_AVG);
+    for (size_t k = 0; k < o->nt && st == PRIDE_OK; k++) {
+        st = optim_wait(o, k);
+        if (st != PRIDE_OK)
+            break;
+        size_t off = o->t[k].offset;
+        lion_rule(o->x + off, o->m + off, o->gbuf + off, o->t[k].count, o->lr, o->wd, o->beta1,
+                  o->beta2);
+    }
+    return st == PRIDE_OK ? st : optim_drain(o, st);
+}
+
+void lion_pack_and_advance(float *restrict m, const float *restrict g, uint64_t *restrict bits,
+                           size_t off, size_t count, float b1, float b2)
+{
+    m += off;
+    g += off;
+    for (size_t i = 0; i < count; i++) {
+        float c = b1 * m[i] + (1.0f - b1) * g[i];
+        size_t e = off + i;
+        bits[e / 64] |= (uint64_t)(c > 0) << (e % 64);
+        m[i] = b2 * m[i] + (1.0f - b2) * g[i];
+    }
+}
+
+void lion_apply_bits(float *restrict x, const uint64_t *restrict bits, size_t off, size_t count,
+                     float lr, float wd)
+{
+    x += off;
+    for (size_t i = 0; i < count; i++) {
+        size_t e = off + i;
+        float d = (bits[e / 64] >> (e % 64) & 1) ? 1.0f : -1.0f;
+        x[i] = x[i] - lr * (d + wd * x[i]);
+    }
+}
+
+/* x -= lr * (delta + wd * x) with delta = (2 * count - N) / N, the mean of the signs. */
+static void lion_apply_counts(float *restrict x, const uint8_t *restrict counts, size_t off,
+                              size_t count, int nranks, float lr, float wd)
+{
+    x += off;
+    counts += off;
+    const float fn = (float)nranks;
+    for (size_t i = 0; i < count; i++) {
+        float d = (float)(2 * (int)counts[i] - nranks) / fn;
+        x[i] = x[i] - lr * (d + wd * x[i]);
+    }
+}
+
+int lion_dlion_step(struct pride_optim *o, const float *grads)
+{
+    memset(o->bits, 0, (o->n + 63) / 64 * sizeof *o->bits);
+    for (size_t k = 0; k < o->nt; k++)
+        lion_pack_and_advance(o->m, grads, o->bits, o->t[k].offset, o->t[k].count, o->beta1,
+                              o->beta2);
+    int64_t t0 = optim_comm_begin();
+    int st;
+    if (o->algo == OPTIM_DLION_MAVO)
+        st = pride_vote(o->ctx, o->bits, o->bits, o->n, o->tie);
+    else
+        st = pride_vote_count(o->ctx, o->bits, o->counts, o->n);
+    optim_comm_end(o, t0);
+    if (st != PRIDE_OK)
+        return st;
+    for (size_t k = 0; k < o->nt; k++) {
+        if (o->algo == OPTIM_DLION_MAVO)
+            lion_apply_bits(o->x, o->bits, o->t[k].offset, o->t[k].count, o->lr, o->wd);
+        else
+            lion_apply_counts(o->x, o->counts, o->t[k].offset, o->t[k].count, o->nranks, o->lr,
+                              o->wd);
+    }
+    return PRIDE_OK;
+}
