@@ -200,14 +200,16 @@ static int selective_pick(struct pride_optim *o, size_t *nsel)
     for (size_t k = 0; k < o->nt; k++) {
         const struct optim_tensor *t = &o->t[k];
         size_t S = t->count < OPTIM_SELECTIVE_SAMPLE ? t->count : OPTIM_SELECTIVE_SAMPLE;
-        double var = 0;
+        double var = 0, sqsum = 0;
         for (size_t i = 0; i < S; i++) {
             double mean = o->sample[pos + i], sq = o->sample[pos + S + i];
             double d = sq - mean * mean;
             var += d > 0 ? d : 0;
+            sqsum += sq;
         }
         pos += 2 * S;
-        o->rankv[k].var = var / (double)S;
+        /* below 1e-5 of E[m^2] the difference is the rounding of the average itself */
+        o->rankv[k].var = var > 1e-5 * sqsum ? var / (double)S : 0;
         o->rankv[k].k = k;
         positive += o->rankv[k].var > 0;
     }

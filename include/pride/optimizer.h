@@ -58,8 +58,9 @@ typedef struct pride_optim_config {
         - "selective[:F]": every step, measure the cross-rank variance of momentum per
           tensor, E[m^2] - E[m]^2, on a sample of up to 64 elements per tensor (the same
           elements on every rank, drawn from seed and step), and average the momentum of
-          the ceil(F * ntensors) tensors with the largest nonzero variance (0 < F <= 1,
-          default 0.25). */
+          the ceil(F * ntensors) tensors with the largest variance (0 < F <= 1, default
+          0.25), skipping tensors whose variance is below 1e-5 of E[m^2] (no disagreement
+          beyond rounding). */
     const char *momentum_sync;
     float lr;               /**< learning rate, > 0 */
     float wd;               /**< decoupled weight decay, >= 0 */
