@@ -1,6 +1,6 @@
 /*
  * Optimizer checkpoints: one file per rank holding the parameters, the momentum (and
- * AdamW's second moment) and the step counter.
+ * AdamW's second moment), the step counter and the current learning rate.
  *
  * The one idea: a checkpoint is trusted only whole. The header names the format
  * version, the configuration, the rank, the rank count and a hash of the tensor
@@ -232,13 +232,12 @@ static int header_check(const struct pride_optim *o, const struct ckpt_header *h
                  h->sync, mine.algorithm, mine.quant, mine.sync);
         return PRIDE_ERR_INVALID;
     }
-    if (memcmp(&h->lr, &mine.lr, 5 * sizeof(float)) || h->tie != mine.tie || h->seed != mine.seed) {
-        snprintf(why, wl, "it was written with lr %g wd %g beta1 %g beta2 %g eps %g tie %u seed "
-                          "%llu; this optimizer has lr %g wd %g beta1 %g beta2 %g eps %g tie %u "
-                          "seed %llu", (double)h->lr, (double)h->wd, (double)h->beta1,
-                 (double)h->beta2, (double)h->eps, h->tie, (unsigned long long)h->seed,
-                 (double)mine.lr, (double)mine.wd, (double)mine.beta1, (double)mine.beta2,
-                 (double)mine.eps, mine.tie, (unsigned long long)mine.seed);
+    if (memcmp(&h->wd, &mine.wd, 4 * sizeof(float)) || h->tie != mine.tie || h->seed != mine.seed) {
+        snprintf(why, wl, "it was written with wd %g beta1 %g beta2 %g eps %g tie %u seed %llu; "
+                          "this optimizer has wd %g beta1 %g beta2 %g eps %g tie %u seed %llu",
+                 (double)h->wd, (double)h->beta1, (double)h->beta2, (double)h->eps, h->tie,
+                 (unsigned long long)h->seed, (double)mine.wd, (double)mine.beta1,
+                 (double)mine.beta2, (double)mine.eps, mine.tie, (unsigned long long)mine.seed);
         return PRIDE_ERR_INVALID;
     }
     if (h->nranks != mine.nranks || h->rank != mine.rank) {
@@ -339,6 +338,7 @@ int pride_optim_load(pride_optim_t *o, const char *path)
         memcpy(array_of(o, a), scratch + (size_t)a * o->n, o->n * sizeof(float));
     o->step = h.step;
     o->stats.steps = h.step;
+    o->lr = h.lr;
     lioncub_schedule_seek(o, o->step);
     st = PRIDE_OK;
 out:

@@ -466,6 +466,18 @@ int pride_optim_step(pride_optim_t *o, const float *grads)
     return PRIDE_OK;
 }
 
+int pride_optim_set_lr(pride_optim_t *o, float lr)
+{
+    if (!o)
+        return PRIDE_ERR_INVALID;
+    if (!(lr > 0) || !isfinite(lr))
+        return pride_error(o->ctx, PRIDE_ERR_INVALID,
+                           "pride_optim_set_lr: lr must be a finite number > 0 (got %g)",
+                           (double)lr);
+    o->lr = lr;
+    return PRIDE_OK;
+}
+
 int pride_optim_stats(const pride_optim_t *o, pride_optim_stats_t *stats)
 {
     if (!o)

@@ -62,7 +62,7 @@ typedef struct pride_optim_config {
           0.25), skipping tensors whose variance is below 1e-5 of E[m^2] (no disagreement
           beyond rounding). */
     const char *momentum_sync;
-    float lr;               /**< learning rate, > 0 */
+    float lr;               /**< learning rate, > 0 (pride_optim_set_lr changes it later) */
     float wd;               /**< decoupled weight decay, >= 0 */
     float beta1;            /**< in [0, 1); negative: default */
     float beta2;            /**< in [0, 1); negative: default */
@@ -127,14 +127,22 @@ int pride_optim_create(pride_context_t *ctx, const pride_optim_config_t *cfg, fl
 int pride_optim_step(pride_optim_t *opt, const float *grads);
 
 /**
+ * @brief Set the learning rate of the steps that follow (a schedule). Every rank must
+ *        set the same value before the same step, or the replicas drift apart. The
+ *        current rate is part of the state pride_optim_save() writes.
+ * @return PRIDE_OK, or PRIDE_ERR_INVALID unless 0 < lr < infinity
+ */
+int pride_optim_set_lr(pride_optim_t *opt, float lr);
+
+/**
  * @brief Read the step counter, bytes sent and time spent.
  * @param[out] stats filled up to stats->size bytes (start from PRIDE_OPTIM_STATS_INIT)
  */
 int pride_optim_stats(const pride_optim_t *opt, pride_optim_stats_t *stats);
 
 /**
- * @brief Write this rank's state (parameters, momentum, second moment, step counter)
- *        to @p path, atomically: a temporary file is written, synced and renamed.
+ * @brief Write this rank's state (parameters, momentum, second moment, step counter,
+ *        learning rate) to @p path, atomically: a temporary file is written, synced and renamed.
  *
  * The file carries a magic, a format version, the configuration, the rank, the rank
  * count, the layout and a CRC32; each rank writes its own file (momentum differs
@@ -145,7 +153,8 @@ int pride_optim_save(const pride_optim_t *opt, const char *path);
 
 /**
  * @brief Restore the state written by pride_optim_save() on the same rank of a job with
- *        the same configuration and layout. Nothing changes unless the whole file checks.
+ *        the same configuration (the learning rate may differ: the file's is restored)
+ *        and layout. Nothing changes unless the whole file checks.
  * @return PRIDE_OK; PRIDE_ERR_IO for a missing, short, truncated or damaged file (bad
  *         magic, version or CRC); PRIDE_ERR_INVALID for a file from another
  *         configuration, layout, rank or rank count; the sentence in pride_last_error()

@@ -1,7 +1,7 @@
 /*
  * Checkpoints: a save / load round trip restores the state exactly (continuing after
  * a load gives the same bytes as continuing without one, including AdamW's second
- * moment and Lion Cub's exp schedule), and truncated, extended, corrupted, other-rank
+ * moment, Lion Cub's exp schedule and a learning rate set by pride_optim_set_lr), and truncated, extended, corrupted, other-rank
  * and other-configuration files are refused with a clear sentence, leaving the
  * optimizer untouched.
  */
@@ -65,6 +65,7 @@ static int run_round_trip(pride_context_t *ctx, int rank, int P, void *arg)
     init_params(x);
     pride_optim_t *o = make(ctx, a->algo, a->quant, a->sync, 0.01f, x, layout, 2);
     steps(o, rank, 0, 5);
+    HCHECK_OK(ctx, pride_optim_set_lr(o, 0.005f));
     HCHECK_OK(ctx, pride_optim_save(o, path));
     memcpy(x_saved, x, sizeof x);
     memcpy(m_saved, o->m, sizeof m_saved);
@@ -77,8 +78,10 @@ static int run_round_trip(pride_context_t *ctx, int rank, int P, void *arg)
     HCHECK_OK(ctx, pride_optim_stats(o, &s));
     HCHECK(s.steps == 12);
 
-    /* load into the same optimizer: back to step 5 exactly */
+    /* load into the same optimizer: back to step 5 (and lr 0.005) exactly */
+    HCHECK_OK(ctx, pride_optim_set_lr(o, 0.003f));
     HCHECK_OK(ctx, pride_optim_load(o, path));
+    HCHECK(o->lr == 0.005f);
     HCHECK(memcmp(x, x_saved, sizeof x) == 0 && memcmp(o->m, m_saved, sizeof m_saved) == 0);
     HCHECK_OK(ctx, pride_optim_stats(o, &s));
     HCHECK(s.steps == 5);
@@ -237,8 +240,15 @@ static int run_refusals(pride_context_t *ctx, int rank, int P, void *arg)
     /* other configurations */
     float y[N];
     init_params(y);
-    pride_optim_t *p = make(ctx, "lion", NULL, NULL, 0.02f, y, layout, 2);
-    refused(ctx, p, y, good, PRIDE_ERR_INVALID, "written with lr 0.01");
+    pride_optim_config_t c = optimtest_config("lion", NULL, NULL, 0.01f, 0.2f);
+    pride_optim_t *p = NULL;
+    HCHECK_OK(ctx, pride_optim_create(ctx, &c, y, N, layout, 2, &p));
+    refused(ctx, p, y, good, PRIDE_ERR_INVALID, "written with wd 0.1");
+    pride_optim_destroy(p);
+    /* the learning rate is state (schedules change it): restored, not refused */
+    p = make(ctx, "lion", NULL, NULL, 0.02f, y, layout, 2);
+    HCHECK_OK(ctx, pride_optim_load(p, good));
+    HCHECK(p->lr == 0.01f);
     pride_optim_destroy(p);
     p = make(ctx, "adamw", NULL, NULL, 0.01f, y, layout, 2);
     refused(ctx, p, y, good, PRIDE_ERR_INVALID, "written by lion");

@@ -110,6 +110,13 @@ static int run_bad(pride_context_t *ctx, int rank, int P, void *arg)
     HCHECK(pride_optim_stats(o, NULL) == PRIDE_ERR_INVALID);
     s.size = 0;
     HCHECK(pride_optim_stats(o, &s) == PRIDE_ERR_INVALID);
+    HCHECK(pride_optim_set_lr(o, 0) == PRIDE_ERR_INVALID);
+    HCHECK(strstr(pride_last_error(ctx), "pride_optim_set_lr: lr must be"));
+    HCHECK(pride_optim_set_lr(o, NAN) == PRIDE_ERR_INVALID);
+    HCHECK(pride_optim_set_lr(o, -INFINITY) == PRIDE_ERR_INVALID);
+    HCHECK(pride_optim_set_lr(NULL, 0.1f) == PRIDE_ERR_INVALID);
+    HCHECK_OK(ctx, pride_optim_set_lr(o, 0.25f));
+    HCHECK(o->lr == 0.25f);
     HCHECK(pride_optim_save(NULL, "/tmp/x") == PRIDE_ERR_INVALID);
     HCHECK(pride_optim_load(NULL, "/tmp/x") == PRIDE_ERR_INVALID);
     HCHECK_OK(ctx, pride_optim_destroy(o));
