@@ -5,7 +5,7 @@
  * The one idea: Lion's update is the sign of an interpolated momentum, so ranks that
  * keep their own momentum can agree on the update by exchanging one bit per element
  * (bit set = positive; sign(0) packs as negative) and combining the bits by majority
- * (pride_vote) or by mean (pride_vote_count: delta = (2*count - N) / N), instead of
+ * (pride_vote, ties by the configured rule) or by mean (pride_vote_count: delta = (2*count - N) / N), instead of
  * allreducing 32-bit gradients. The weight update x -= lr * (delta + wd * x) then uses
  * only numbers every rank holds, so replicas stay bit-identical.
  */
@@ -94,19 +94,41 @@ static void lion_apply_counts(float *restrict x, const uint8_t *restrict counts,
     }
 }
 
+/* Majority vote of o->bits in place. A tie rule that favours element parity alone
+   would push a weight whose ranks keep splitting evenly the same way at every step, so
+   ALTERNATE also alternates with the step: on odd steps the votes go in inverted and
+   come out inverted (majority(~b) = ~majority(b) except on ties, where the rule's
+   parity is mirrored). */
+int lion_vote(struct pride_optim *o)
+{
+    size_t words = (o->n + 63) / 64;
+    int flip = o->tie == PRIDE_TIE_ALTERNATE && (o->step & 1);
+    if (flip)
+        for (size_t w = 0; w < words; w++)
+            o->bits[w] = ~o->bits[w];
+    int64_t t0 = optim_comm_begin();
+    int st = pride_vote(o->ctx, o->bits, o->bits, o->n, o->tie);
+    optim_comm_end(o, t0);
+    if (flip)
+        for (size_t w = 0; w < words; w++)
+            o->bits[w] = ~o->bits[w];
+    return st;
+}
+
 int lion_dlion_step(struct pride_optim *o, const float *grads)
 {
     memset(o->bits, 0, (o->n + 63) / 64 * sizeof *o->bits);
     for (size_t k = 0; k < o->nt; k++)
         lion_pack_and_advance(o->m, grads, o->bits, o->t[k].offset, o->t[k].count, o->beta1,
                               o->beta2);
-    int64_t t0 = optim_comm_begin();
     int st;
-    if (o->algo == OPTIM_DLION_MAVO)
-        st = pride_vote(o->ctx, o->bits, o->bits, o->n, o->tie);
-    else
+    if (o->algo == OPTIM_DLION_MAVO) {
+        st = lion_vote(o);
+    } else {
+        int64_t t0 = optim_comm_begin();
         st = pride_vote_count(o->ctx, o->bits, o->counts, o->n);
-    optim_comm_end(o, t0);
+        optim_comm_end(o, t0);
+    }
     if (st != PRIDE_OK)
         return st;
     for (size_t k = 0; k < o->nt; k++) {

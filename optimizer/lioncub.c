@@ -279,9 +279,7 @@ int lioncub_step(struct pride_optim *o, const float *grads)
     if (st == PRIDE_OK)
         st = sync_start(o);
     if (st == PRIDE_OK && o->quant == OPTIM_QUANT_SIGN1) {
-        int64_t t0 = optim_comm_begin();
-        st = pride_vote(o->ctx, o->bits, o->bits, o->n, o->tie);
-        optim_comm_end(o, t0);
+        st = lion_vote(o);
         for (size_t k = 0; k < o->nt && st == PRIDE_OK; k++)
             lion_apply_bits(o->x, o->bits, o->t[k].offset, o->t[k].count, o->lr, o->wd);
     }

@@ -117,6 +117,10 @@ int lioncub_step(struct pride_optim *o, const float *grads);
 void lion_pack_and_advance(float *m, const float *g, uint64_t *bits, size_t off, size_t count,
                            float beta1, float beta2);
 
+/* Majority vote of o->bits in place under o->tie; ALTERNATE ties also alternate with
+   the step (lion.c). Timed as communication. */
+int lion_vote(struct pride_optim *o);
+
 /* x -= lr * (d + wd * x) with d = +1 for set bits, -1 for clear ones (lion.c). */
 void lion_apply_bits(float *x, const uint64_t *bits, size_t off, size_t count, float lr, float wd);
 

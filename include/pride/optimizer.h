@@ -68,7 +68,10 @@ typedef struct pride_optim_config {
     float beta2;            /**< in [0, 1); negative: default */
     float eps;              /**< AdamW only, > 0; negative: default */
     unsigned long long seed; /**< draws the selective sample (the same on every rank) */
-    pride_tie_t tie;        /**< majority-vote ties (sign1, dlion-mavo) */
+    /** majority-vote ties (sign1, dlion-mavo), the same on every rank. ALTERNATE (the
+        default) alternates with the step as well as the element: element i of step t
+        goes positive when i + t is even, so no weight is pushed one way by ties. */
+    pride_tie_t tie;
 } pride_optim_config_t;
 
 /** Initializer for pride_optim_config_t: Lion with lr 1e-4, no weight decay. */

@@ -127,8 +127,11 @@ static void vote_grads(int rank, float *g)
 }
 
 /* D-Lion MaVo, lr 0.1, wd 0.5, x = 1: majority = [+, +, tie, -, -, tie, -]; ties go to
-   ALTERNATE (even element positive, odd negative): delta = [1, 1, 1, -1, -1, -1, -1];
-   x = 1 - 0.1 (delta + 0.5) = 0.85 for +1, 1.05 for -1. */
+   ALTERNATE, which at step 0 sends even elements positive, odd ones negative:
+   delta = [1, 1, 1, -1, -1, -1, -1]; x = 1 - 0.1 (delta + 0.5) = 0.85 for +1, 1.05 for -1.
+   Step 1, the same gradients (c = 0.9 * 0.01 g + 0.1 g keeps the signs): the ties flip
+   (element i positive when i + 1 is even), delta = [1, 1, -1, -1, -1, 1, -1], and
+   x = 0.95 x - 0.1 delta = [0.7075, 0.7075, 0.9075, 1.0975, 1.0975, 0.8975, 1.0975]. */
 static int run_dlion_mavo(pride_context_t *ctx, int rank, int P, void *arg)
 {
     (void)P, (void)arg;
@@ -137,11 +140,14 @@ static int run_dlion_mavo(pride_context_t *ctx, int rank, int P, void *arg)
     pride_optim_t *o = make(ctx, &c, x, 7);
     vote_grads(rank, g);
     const float want[7] = {0.85f, 0.85f, 0.85f, 1.05f, 1.05f, 1.05f, 1.05f};
+    const float want2[7] = {0.7075f, 0.7075f, 0.9075f, 1.0975f, 1.0975f, 0.8975f, 1.0975f};
     HCHECK_OK(ctx, pride_optim_step(o, g));
     HCHECK_NEAR(x, want, 7, 1e-6);
     /* each rank keeps its own momentum: m = 0.01 g */
     for (int e = 0; e < 7; e++)
         HCHECK(fabsf(o->m[e] - 0.01f * g[e]) < 1e-8f);
+    HCHECK_OK(ctx, pride_optim_step(o, g));
+    HCHECK_NEAR(x, want2, 7, 1e-6);
     pride_optim_destroy(o);
     return 0;
 }
