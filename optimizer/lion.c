@@ -57,27 +57,33 @@ int lion_global_step(struct pride_optim *o, const float *grads)
     return st == PRIDE_OK ? st : optim_drain(o, st);
 }
 
+/* Both walk the tensor one 64-bit word of signs at a time (the first and last word
+   may be partial when a tensor does not start or end on a multiple of 64). */
 void lion_pack_and_advance(float *restrict m, const float *restrict g, uint64_t *restrict bits,
                            size_t off, size_t count, float b1, float b2)
 {
-    m += off;
-    g += off;
-    for (size_t i = 0; i < count; i++) {
-        float c = b1 * m[i] + (1.0f - b1) * g[i];
-        size_t e = off + i;
-        bits[e / 64] |= (uint64_t)(c > 0) << (e % 64);
-        m[i] = b2 * m[i] + (1.0f - b2) * g[i];
+    for (size_t e = off, end = off + count; e < end;) {
+        size_t lo = e % 64, hi = end - e < 64 - lo ? lo + (end - e) : 64;
+        uint64_t word = 0;
+        for (size_t b = lo; b < hi; b++, e++) {
+            float c = b1 * m[e] + (1.0f - b1) * g[e];
+            word |= (uint64_t)(c > 0) << b;
+            m[e] = b2 * m[e] + (1.0f - b2) * g[e];
+        }
+        bits[(e - 1) / 64] |= word;
     }
 }
 
 void lion_apply_bits(float *restrict x, const uint64_t *restrict bits, size_t off, size_t count,
                      float lr, float wd)
 {
-    x += off;
-    for (size_t i = 0; i < count; i++) {
-        size_t e = off + i;
-        float d = (bits[e / 64] >> (e % 64) & 1) ? 1.0f : -1.0f;
-        x[i] = x[i] - lr * (d + wd * x[i]);
+    for (size_t e = off, end = off + count; e < end;) {
+        size_t lo = e % 64, hi = end - e < 64 - lo ? lo + (end - e) : 64;
+        uint64_t word = bits[e / 64];
+        for (size_t b = lo; b < hi; b++, e++) {
+            float d = (word >> b & 1) ? 1.0f : -1.0f;
+            x[e] = x[e] - lr * (d + wd * x[e]);
+        }
     }
 }
 

@@ -37,23 +37,23 @@ void lioncub_quantize_l1(const float *m, const float *g, size_t n, float b1, int
         if (isfinite(c))
             sum += fabs((double)c);
     }
-    double mean = n ? sum / (double)n : 0;
+    float mean = (float)(n ? sum / (double)n : 0), half = 0.5f * (float)s;
     if (!(mean > 0) || !isfinite(mean)) {
         memset(q, 0, n);
         return;
     }
-    const double scale = (double)s / (2.0 * mean);
+    const float top = (float)s;
     for (size_t i = 0; i < n; i++) {
         float c = b1 * m[i] + (1.0f - b1) * g[i];
-        double v = (double)c * scale;
-        if (!isfinite(c))
+        float v = c / mean * half; /* c / mean first: exact when c is a multiple of it */
+        if (!isfinite(c) || v != v)
             q[i] = 0;
-        else if (v >= s)
+        else if (v >= top)
             q[i] = (int8_t)s;
-        else if (v <= -s)
+        else if (v <= -top)
             q[i] = (int8_t)-s;
-        else
-            q[i] = (int8_t)round(v);
+        else /* round half away from zero: |v| < s <= 127, so the cast is exact */
+            q[i] = (int8_t)(int)(v + (v >= 0 ? 0.5f : -0.5f));
     }
 }
 
