@@ -50,7 +50,7 @@ static void usage(FILE *f)
             "  --quant Q           lioncub: sign1 l1 l1-ternary (default sign1)\n"
             "  --momentum-sync S   lioncub: never every:K exp[:k] selective[:F] (default never)\n"
             "  --lr LR             peak learning rate, decayed along a cosine to 0 over the run\n"
-            "                      (default 1e-3 for adamw, 3e-4 for Lion kinds)\n"
+            "                      (default 3e-3 for adamw, 1e-3 for Lion kinds)\n"
             "  --wd WD             decoupled weight decay (default 0.01 adamw, 0.1 Lion kinds)\n"
             "  --beta1 B1 --beta2 B2   (default: the optimizer's own)\n"
             "  --epochs E          passes over the 60000 training images (default 1)\n"
@@ -155,7 +155,7 @@ static void parse_args(int argc, char **argv, struct options *o)
     }
     int adam = strstr(o->optimizer, "adamw") != NULL;
     if (!o->lr_set)
-        o->lr = adam ? 1e-3f : 3e-4f;
+        o->lr = adam ? 3e-3f : 1e-3f;
     if (!o->wd_set)
         o->wd = adam ? 0.01f : 0.1f;
 }
