@@ -5,8 +5,8 @@
  * The one idea: Lion's update is the sign of an interpolated momentum, so ranks that
  * keep their own momentum can agree on the update by exchanging one bit per element
  * (bit set = positive; sign(0) packs as negative) and combining the bits by majority
- * (pride_vote, ties by the configured rule) or by mean (pride_vote_count: delta = (2*count - N) / N), instead of
- * allreducing 32-bit gradients. The weight update x -= lr * (delta + wd * x) then uses
+ * (pride_vote, ties by the configured rule) or by mean (pride_vote_count:
+ * delta = (2*count - N) / N), instead of allreducing 32-bit gradients. The weight update x -= lr * (delta + wd * x) then uses
  * only numbers every rank holds, so replicas stay bit-identical.
  */
 #include <string.h>

@@ -84,7 +84,7 @@ typedef struct pride_optim pride_optim_t;
 
 /** What an optimizer did: the last step and the total since pride_optim_create(). */
 typedef struct pride_optim_stats {
-    size_t size;                    /**< = sizeof(pride_optim_stats_t); set by PRIDE_OPTIM_STATS_INIT */
+    size_t size; /**< = sizeof(pride_optim_stats_t); set by PRIDE_OPTIM_STATS_INIT */
     unsigned long long steps;       /**< the step counter (restored by pride_optim_load) */
     unsigned long long last_bytes_sent;       /**< payload bytes this rank sent in the last step */
     double last_comm_s;             /**< seconds the last step waited on communication */

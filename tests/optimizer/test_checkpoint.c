@@ -1,9 +1,9 @@
 /*
  * Checkpoints: a save / load round trip restores the state exactly (continuing after
  * a load gives the same bytes as continuing without one, including AdamW's second
- * moment, Lion Cub's exp schedule and a learning rate set by pride_optim_set_lr), and truncated, extended, corrupted, other-rank
- * and other-configuration files are refused with a clear sentence, leaving the
- * optimizer untouched.
+ * moment, Lion Cub's exp schedule and a learning rate set by pride_optim_set_lr), and
+ * truncated, extended, corrupted, other-rank and other-configuration files are refused
+ * with a clear sentence, leaving the optimizer untouched.
  */
 #include <fcntl.h>
 #include <setjmp.h>

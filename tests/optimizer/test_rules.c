@@ -27,8 +27,9 @@ static pride_optim_t *make(pride_context_t *ctx, const pride_optim_config_t *c, 
    Step 1, g = [0.5, -1, 0, 2]: m = 0 so c = 0.1 g, sign(c) = [1, -1, 0, 1];
      x * (1 - 0.05) = [0.95, -1.9, 0.475, 0]; minus 0.1 sign(c) = [0.85, -1.8, 0.475, -0.1];
      m = 0.01 g = [0.005, -0.01, 0, 0.02].
-   Step 2, g = [-1, -1, 1, -0.1]: c = 0.9 m + 0.1 g = [-0.0955, -0.109, 0.1, 0.008]
-     (the old m: 0.9 * 0.02 outweighs 0.1 * -0.1), sign = [-1, -1, 1, 1];
+   Step 2, g = [-1, -1, 1, -0.17]: c = 0.9 m + 0.1 g = [-0.0955, -0.109, 0.1, 0.001]
+     (with the old m; the momentum moved first, 0.9 * 0.0179 - 0.017, would flip the last
+     sign), sign = [-1, -1, 1, 1];
      x * 0.95 = [0.8075, -1.71, 0.45125, -0.095];
      minus 0.1 sign = [0.9075, -1.61, 0.35125, -0.195]. */
 static int run_lion(pride_context_t *ctx, int rank, int P, void *arg)
@@ -37,7 +38,7 @@ static int run_lion(pride_context_t *ctx, int rank, int P, void *arg)
     float x[4] = {1, -2, 0.5f, 0};
     pride_optim_config_t c = optimtest_config("lion", NULL, NULL, 0.1f, 0.5f);
     pride_optim_t *o = make(ctx, &c, x, 4);
-    const float g1[4] = {0.5f, -1, 0, 2}, g2[4] = {-1, -1, 1, -0.1f};
+    const float g1[4] = {0.5f, -1, 0, 2}, g2[4] = {-1, -1, 1, -0.17f};
     const float x1[4] = {0.85f, -1.8f, 0.475f, -0.1f}, x2[4] = {0.9075f, -1.61f, 0.35125f, -0.195f};
     const float m1[4] = {0.005f, -0.01f, 0, 0.02f};
     HCHECK_OK(ctx, pride_optim_step(o, g1));
@@ -195,7 +196,8 @@ static int run_lioncub(pride_context_t *ctx, int rank, int P, void *arg)
     pride_tensor_t t[2] = {{"w", 0, 4}, {"zero", 4, 2}};
     pride_optim_t *o = NULL;
     HCHECK_OK(ctx, pride_optim_create(ctx, &c, x, 6, t, 2, &o));
-    const int8_t q_l1[4][4] = {{16, 16, 16, 16}, {31, 0, 0, 0}, {-16, -16, 31, 0}, {0, -21, -10, 31}};
+    const int8_t q_l1[4][4] = {
+        {16, 16, 16, 16}, {31, 0, 0, 0}, {-16, -16, 31, 0}, {0, -21, -10, 31}};
     const int8_t q_t[4][4] = {{1, 1, 1, 1}, {1, 0, 0, 0}, {-1, -1, 1, 0}, {0, -1, 0, 1}};
     int8_t q[4];
     int ternary = !strcmp(quant, "l1-ternary");
@@ -234,8 +236,16 @@ static int run_sign1_sync(pride_context_t *ctx, int rank, int P, void *arg)
     return 0;
 }
 
-static void test_lion(void **s) { (void)s; assert_int_equal(harness_run(1, run_lion, NULL, NULL), 0); }
-static void test_adamw(void **s) { (void)s; assert_int_equal(harness_run(1, run_adamw, NULL, NULL), 0); }
+static void test_lion(void **s)
+{
+    (void)s;
+    assert_int_equal(harness_run(1, run_lion, NULL, NULL), 0);
+}
+static void test_adamw(void **s)
+{
+    (void)s;
+    assert_int_equal(harness_run(1, run_adamw, NULL, NULL), 0);
+}
 static void test_global_lion(void **s)
 {
     (void)s;

@@ -193,7 +193,8 @@ static void test_errors(void **state)
     assert_non_null(strstr(err, "unknown algorithm 'sgd'"));
     free(out);
     free(err);
-    assert_int_not_equal(run("$T/pride-train --data . --optimizer adamw --quant l1", &out, &err), 0);
+    assert_int_not_equal(run("$T/pride-train --data . --optimizer adamw --quant l1", &out, &err),
+                         0);
     assert_non_null(strstr(err, "applies to lioncub only"));
     free(out);
     free(err);
