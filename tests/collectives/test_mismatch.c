@@ -99,9 +99,11 @@ static int mm_run(pride_context_t *ctx, int rank, int P, void *arg)
     const struct mm_side *s = rank == odd ? &mc->odd : &mc->usual;
     void *buf = ct_alloc(2 * (BIG + 8) * sizeof(double));
     memset(buf, 0, 2 * (BIG + 8) * sizeof(double));
-    /* one good collective first, so the mismatch is not in the first sequence number */
-    HCHECK_OK(ctx, pride_allreduce(ctx, buf, buf, 3, PRIDE_INT32, PRIDE_SUM));
-    int st = mm_call(ctx, s, buf);
+    /* One good collective first, so the mismatch is not in the first sequence number.
+       A rank still finishing it may already hear that others failed the next one. */
+    int st = pride_allreduce(ctx, buf, buf, 3, PRIDE_INT32, PRIDE_SUM);
+    HCHECK(st == PRIDE_OK || st == PRIDE_ERR_MISMATCH);
+    st = mm_call(ctx, s, buf);
     if (st != PRIDE_ERR_MISMATCH) {
         fprintf(stderr, "%s: rank %d of %d got %s (%s), expected a mismatch\n", mc->name, rank, P,
                 pride_strerror(st), pride_last_error(ctx));
@@ -219,7 +221,7 @@ static int args_run(pride_context_t *ctx, int rank, int P, void *arg)
     EXPECT_INVALID(pride_reduce(ctx, NULL, out, 3, PRIDE_FLOAT32, PRIDE_SUM, 0), "pride_reduce");
     EXPECT_INVALID(pride_reduce(ctx, buf, out, 3, PRIDE_INT64, PRIDE_AVG, 0), "pride_reduce");
     EXPECT_INVALID(pride_alltoall(ctx, buf, NULL, 2, PRIDE_FLOAT32), "pride_alltoall");
-    EXPECT_INVALID(pride_alltoall(ctx, buf, out, SIZE_MAX / 2, PRIDE_INT8), "pride_alltoall");
+    EXPECT_INVALID(pride_alltoall(ctx, buf, out, SIZE_MAX / 2, PRIDE_INT32), "pride_alltoall");
     /* the recvbuf of a reduce is only needed on the root */
     if (rank == 0)
         EXPECT_INVALID(pride_reduce(ctx, buf, NULL, 3, PRIDE_FLOAT32, PRIDE_SUM, 0),
