@@ -10,19 +10,29 @@
  * others. Cost: 2(P-1) steps, 2S(P-1)/P bytes sent per rank.
  *
  * Each block is cut into C chunks; a (step, chunk) pair is an "item", numbered
- * i = step*C + chunk, which is also its tag. Items go through in order, and a window
- * of W items is in flight in each direction: while item i is reduced, items up to
- * i+W-1 are arriving, and its neighbours' copies of the next step are on the wire.
- * Chunk i+W's send is posted as item i finishes, the same moment the right neighbour
- * (running in step) posts its receive, so data lands straight in the buffer meant for
- * it. Reduce-scatter receives go to W small slots (hot in cache) and are reduced from
- * there straight into the output (reduce_apply3); allgather receives go straight to
- * the output. Nothing else is copied.
+ * i = step*C + chunk, which is also its tag. Items are reduced in order, and the
+ * moment item i is done its successor (i + C, the next step of the same chunk) goes
+ * to the right neighbour: many chunks are on the wire while one is reduced.
+ *
+ * Ranks do not run in step (4 processes on 2 cores take turns), so a frame must find
+ * its receive already posted, or the transport has to buffer and copy it. Receives
+ * are therefore posted as early as their memory allows: out of place, reduce-scatter
+ * data lands straight in the output (where its partial sum is made and sent from),
+ * so every such receive is posted at once; in place it lands in a pool of RING_POOL
+ * chunk slots. First-step sends, whose data is ready at once, go ALGO_WINDOW chunks
+ * ahead of this rank's progress: a neighbour may not have entered the collective
+ * yet, and no further than that. An allgather chunk lands straight in the output, as soon as the
+ * reduce-scatter send that used the same memory has left. Reductions read the
+ * received chunk while it is still in cache and write the output (reduce_apply3);
+ * nothing else is copied.
  */
 #include <stdlib.h>
 
 #include "algos.h"
 #include "reduce_kernels.h"
+
+/* Chunk slots for in-place reduce-scatter receives. */
+#define RING_POOL 32
 
 struct ring {
     struct coll *c;
@@ -30,19 +40,20 @@ struct ring {
     pride_op_t op;
     size_t es;
     int P, r;
-    size_t count;    /* whole vector, elements */
-    const char *in;  /* reduce-scatter input: the whole vector */
-    char *out;       /* the whole vector (allreduce, allgather), or NULL */
-    char *own;       /* where this rank's block ends */
-    char *acc;       /* reduce_scatter only: nacc chunk slots for partial sums */
-    size_t nacc;
-    char *slots;     /* W chunk slots for reduce-scatter receives */
-    int rs_steps;    /* P-1 with a reduce-scatter phase, else 0 */
-    int ag_steps;    /* P-1 with an allgather phase, else 0 */
-    size_t ce, C, W; /* elements per chunk, chunks per block, window */
-    size_t nitems;
-    struct pride_xfer *sx;              /* one per item */
-    struct pride_xfer rx[ALGO_WINDOW];
+    size_t count;   /* whole vector, elements */
+    const char *in; /* reduce-scatter input: the whole vector */
+    char *out;      /* the whole vector (allreduce, allgather), or NULL */
+    char *own;      /* where this rank's block ends */
+    int rs_steps;   /* P-1 with a reduce-scatter phase, else 0 */
+    int ag_steps;   /* P-1 with an allgather phase, else 0 */
+    int direct;     /* reduce-scatter data lands in out (out of place) */
+    char *pool;     /* otherwise: NS chunk slots */
+    size_t NS;
+    size_t ce, C, N; /* elements per chunk, chunks per block, items */
+    size_t done;     /* items processed */
+    size_t rpost;    /* next receive to post */
+    size_t s0post;   /* next first-step send to post */
+    struct pride_xfer *sx, *rx; /* one of each per item */
 };
 
 static int ring_mod(int a, int P)
@@ -60,6 +71,11 @@ static int ring_step(const struct ring *g, size_t i)
 {
     int s = (int)(i / g->C);
     return ring_is_rs(g, i) ? s : s - g->rs_steps;
+}
+
+static int ring_is_last_rs(const struct ring *g, size_t i)
+{
+    return ring_is_rs(g, i) && ring_step(g, i) == g->P - 2;
 }
 
 static int ring_send_block(const struct ring *g, size_t i)
@@ -86,16 +102,36 @@ static size_t ring_chunk_len(const struct ring *g, int b, size_t k)
     return bl - off < g->ce ? bl - off : g->ce;
 }
 
-/* Where item i's data sits once processed: the source of item i+C's send. */
-static char *ring_result(const struct ring *g, size_t i)
+/* Byte address of chunk k of block b in a whole vector. */
+static const char *ring_at(const struct ring *g, const char *base, int b, size_t k)
+{
+    return base + (algo_block_off(g->count, g->P, b) + ring_chunk_off(g, b, k)) * g->es;
+}
+
+/* Where item i's data arrives. */
+static char *ring_land(const struct ring *g, size_t i)
 {
     size_t k = i % g->C;
     int b = ring_recv_block(g, i);
-    if (ring_is_rs(g, i) && ring_step(g, i) == g->P - 2)
-        return g->own + ring_chunk_off(g, b, k) * g->es;
-    if (ring_is_rs(g, i) && g->acc)
-        return g->acc + (i % g->nacc) * g->ce * g->es;
-    return g->out + (algo_block_off(g->count, g->P, b) + ring_chunk_off(g, b, k)) * g->es;
+    if (ring_is_rs(g, i) && !g->direct)
+        return g->pool + (i % g->NS) * g->ce * g->es;
+    return (char *)ring_at(g, g->out, b, k);
+}
+
+/* Where item i's data is once processed: what item i+C sends. */
+static const char *ring_result(const struct ring *g, size_t i)
+{
+    if (ring_is_last_rs(g, i))
+        return g->own + ring_chunk_off(g, g->r, i % g->C) * g->es;
+    return ring_land(g, i);
+}
+
+/* Non-blocking: has x completed (making progress on the way)? A failure shows in the
+   next blocking wait. */
+static int ring_sent(struct ring *g, struct pride_xfer *x)
+{
+    struct pride_xfer *xs[1] = {x};
+    return g->c->ops->wait(g->c->tp, xs, 1, 0) == PRIDE_OK;
 }
 
 static int ring_post_send(struct ring *g, size_t i)
@@ -106,57 +142,75 @@ static int ring_post_send(struct ring *g, size_t i)
     if (i >= g->C)
         src = ring_result(g, i - g->C);
     else if (g->rs_steps)
-        src = g->in + (algo_block_off(g->count, g->P, b) + ring_chunk_off(g, b, k)) * g->es;
+        src = ring_at(g, g->in, b, k);
     else
         src = g->own + ring_chunk_off(g, b, k) * g->es;
     return coll_isend(g->c, &g->sx[i], (g->r + 1) % g->P, (uint32_t)i, src,
                       ring_chunk_len(g, b, k) * g->es);
 }
 
-static int ring_post_recv(struct ring *g, size_t i)
+/* The send that last used the memory item j lands in, or NULL: in the pool, the
+   partial sum of item j - NS (sent as item j - NS + C); in the output, for an
+   allgather item of an allreduce, the reduce-scatter item of the same block and
+   chunk (whose partial sum was sent from there, or, in place, its input). */
+static struct pride_xfer *ring_blocker(const struct ring *g, size_t j)
 {
-    size_t k = i % g->C;
-    int b = ring_recv_block(g, i);
-    char *dst;
-    if (ring_is_rs(g, i)) {
-        dst = g->slots + (i % g->W) * g->ce * g->es;
-    } else {
-        dst = g->out + (algo_block_off(g->count, g->P, b) + ring_chunk_off(g, b, k)) * g->es;
-        if (g->rs_steps) {
-            /* This block's chunk left in reduce-scatter item (step, k), maybe from this
-               very memory: that send must be done before new data lands here. */
-            struct pride_xfer *x = &g->sx[(size_t)ring_step(g, i) * g->C + k];
-            int st = coll_wait(g->c, &x, 1);
-            if (st != PRIDE_OK)
-                return st;
-        }
+    if (ring_is_rs(g, j)) {
+        if (g->direct || j < g->NS || ring_is_last_rs(g, j - g->NS))
+            return NULL;
+        return &g->sx[j - g->NS + g->C];
     }
-    return coll_irecv(g->c, &g->rx[i % g->W], (g->r + g->P - 1) % g->P, (uint32_t)i, dst,
-                      ring_chunk_len(g, b, k) * g->es);
+    if (!g->rs_steps)
+        return NULL;
+    return &g->sx[(size_t)ring_step(g, j) * g->C + j % g->C];
 }
 
-/* Item i arrived: fold it into the partial sum (reduce-scatter), or nothing. */
-static int ring_process(struct ring *g, size_t i)
+/* First-step sends go out paced (s0post); item j's send otherwise once j - C is done. */
+static int ring_send_posted(const struct ring *g, size_t j)
+{
+    return j < g->C ? j < g->s0post : j - g->C < g->done;
+}
+
+static int ring_post_recv(struct ring *g, size_t j)
+{
+    int b = ring_recv_block(g, j);
+    return coll_irecv(g->c, &g->rx[j], (g->r + g->P - 1) % g->P, (uint32_t)j, ring_land(g, j),
+                      ring_chunk_len(g, b, j % g->C) * g->es);
+}
+
+/* Post every receive whose memory is free now (in order), and the first-step sends
+   this rank's progress allows. A receive needs the pool slot's previous item
+   processed and the send that used its memory complete. */
+static int ring_post_ready(struct ring *g)
+{
+    int st = PRIDE_OK;
+    while (st == PRIDE_OK && g->s0post < g->C && g->s0post < g->done + ALGO_WINDOW)
+        st = ring_post_send(g, g->s0post++);
+    while (st == PRIDE_OK && g->rpost < g->N) {
+        size_t j = g->rpost;
+        if (ring_is_rs(g, j) && !g->direct && j >= g->NS && j - g->NS >= g->done)
+            break;
+        struct pride_xfer *x = ring_blocker(g, j);
+        if (x && (!ring_send_posted(g, (size_t)(x - g->sx)) || !ring_sent(g, x)))
+            break;
+        st = ring_post_recv(g, g->rpost++);
+    }
+    return st;
+}
+
+/* Item i arrived: fold this rank's contribution into the partial sum. */
+static void ring_process(struct ring *g, size_t i)
 {
     if (!ring_is_rs(g, i))
-        return PRIDE_OK;
+        return;
     size_t k = i % g->C;
     int b = ring_recv_block(g, i);
     size_t n = ring_chunk_len(g, b, k);
-    int last = ring_step(g, i) == g->P - 2;
-    if (g->acc && !last && i >= g->nacc) {
-        /* The acc slot's previous partial left in item i - nacc + C. */
-        struct pride_xfer *x = &g->sx[i - g->nacc + g->C];
-        int st = coll_wait(g->c, &x, 1);
-        if (st != PRIDE_OK)
-            return st;
-    }
-    char *dst = ring_result(g, i);
-    const char *mine = g->in + (algo_block_off(g->count, g->P, b) + ring_chunk_off(g, b, k)) * g->es;
-    reduce_apply3(dst, g->slots + (i % g->W) * g->ce * g->es, mine, n, g->dt, g->op);
-    if (last && g->op == PRIDE_AVG)
+    const char *mine = ring_at(g, g->in, b, k);
+    char *dst = (char *)ring_result(g, i);
+    reduce_apply3(dst, ring_land(g, i), mine, n, g->dt, g->op);
+    if (ring_is_last_rs(g, i) && g->op == PRIDE_AVG)
         pride_avg_finish(dst, n, g->dt, g->P);
-    return PRIDE_OK;
 }
 
 static int ring_run(struct ring *g)
@@ -168,57 +222,53 @@ static int ring_run(struct ring *g)
     size_t maxlen = algo_block_len(g->count, g->P, 0);
     g->ce = algo_chunk_elems(maxlen * g->es, g->es);
     g->C = algo_nchunks(maxlen, g->ce);
-    g->W = g->C < ALGO_WINDOW ? g->C : ALGO_WINDOW;
-    g->nitems = (size_t)(g->rs_steps + g->ag_steps) * g->C;
+    g->N = (size_t)(g->rs_steps + g->ag_steps) * g->C;
+    size_t bytes = g->count * g->es, rs_items = (size_t)g->rs_steps * g->C;
+    g->direct = g->out && (!g->in || !algo_overlap(g->in, bytes, g->out, bytes));
     int st = PRIDE_OK;
-    size_t posted = 0;
-    g->sx = calloc(g->nitems, sizeof *g->sx);
-    if (g->rs_steps)
-        g->slots = malloc(g->W * g->ce * g->es);
-    if (g->rs_steps && !g->out) {
-        g->nacc = g->C + g->W;
-        g->acc = malloc(g->nacc * g->ce * g->es);
+    g->sx = calloc(g->N, sizeof *g->sx);
+    g->rx = calloc(g->N, sizeof *g->rx);
+    struct pride_xfer **w = calloc(g->N, sizeof *w);
+    if (rs_items && !g->direct) {
+        g->NS = rs_items < RING_POOL ? rs_items : RING_POOL;
+        g->pool = malloc(g->NS * g->ce * g->es);
     }
-    if (!g->sx || (g->rs_steps && !g->slots) || (g->nacc && !g->acc)) {
+    if (!g->sx || !g->rx || !w || (g->NS && !g->pool)) {
         st = pride_error(c->ctx, PRIDE_ERR_NOMEM, "ring %s of %zu elements: out of memory",
                          pride_coll_name(c->meta.coll), g->count);
         goto out;
     }
-    /* The window's receives first (so early data lands in place), then its sends;
-       item 0's send is the tag-0 frame every collective opens with. */
-    for (size_t j = 0; j < g->W && st == PRIDE_OK; j++)
-        st = ring_post_recv(g, j);
-    for (; posted < g->W && st == PRIDE_OK; posted++)
-        st = ring_post_send(g, posted);
-    for (size_t i = 0; i < g->nitems && st == PRIDE_OK; i++) {
-        struct pride_xfer *x = &g->rx[i % g->W];
-        st = coll_wait(c, &x, 1);
-        if (st == PRIDE_OK)
-            st = ring_process(g, i);
-        if (st == PRIDE_OK && i + g->W < g->nitems) {
-            st = ring_post_send(g, i + g->W);
-            posted++;
+    st = ring_post_ready(g);
+    for (size_t i = 0; i < g->N && st == PRIDE_OK; i++) {
+        if (g->rpost == i) { /* its memory is not free yet: wait for that */
+            struct pride_xfer *x = ring_blocker(g, i);
+            st = x ? coll_wait(c, &x, 1) : PRIDE_OK;
             if (st == PRIDE_OK)
-                st = ring_post_recv(g, i + g->W);
+                st = ring_post_recv(g, g->rpost++);
         }
+        struct pride_xfer *x = &g->rx[i];
+        if (st == PRIDE_OK)
+            st = coll_wait(c, &x, 1);
+        if (st != PRIDE_OK)
+            break;
+        ring_process(g, i);
+        g->done = i + 1;
+        if (i + g->C < g->N)
+            st = ring_post_send(g, i + g->C);
+        if (st == PRIDE_OK)
+            st = ring_post_ready(g);
+    }
+    if (st == PRIDE_OK) {
+        /* sends read the caller's buffers: none may be left in flight */
+        for (size_t j = 0; j < g->N; j++)
+            w[j] = &g->sx[j];
+        st = coll_wait(c, w, (int)g->N);
     }
 out:
-    /* Sends read the caller's buffers: none may be left in flight. On failure the
-       context is poisoned by coll_end, and the transport completes what is posted. */
-    if (st == PRIDE_OK && posted > 0) {
-        struct pride_xfer **xs = malloc(posted * sizeof *xs);
-        if (!xs) {
-            st = pride_error(c->ctx, PRIDE_ERR_NOMEM, "ring: out of memory");
-        } else {
-            for (size_t j = 0; j < posted; j++)
-                xs[j] = &g->sx[j];
-            st = coll_wait(c, xs, (int)posted);
-            free(xs);
-        }
-    }
     st = algo_fail(c, st);
-    free(g->acc);
-    free(g->slots);
+    free(g->pool);
+    free(w);
+    free(g->rx);
     free(g->sx);
     return st;
 }
