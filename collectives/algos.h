@@ -28,23 +28,33 @@
 #include "coll.h"
 #include "pride/pride.h"
 
-/* ---- tuning: crossovers are measured with pride-bench, change them here ---- */
-
-/* Allreduce, algorithm "auto": tree (recursive doubling) up to this many bytes... */
+/* ---- tuning: crossovers are measured with pride-bench, change them here ----
+   Allreduce, algorithm "auto": tree (recursive doubling) up to TREE_MAX bytes, then
+   recursive halving-doubling up to RHD_MAX (power-of-two rank counts) or
+   RHD_MAX_FOLD (other counts), then the pipelined ring. Measured with float32 sum on
+   the 2-core build machine over loopback TCP (P = 3..8, a loaded machine, so within
+   some 10-20%): tree is fastest up to 16 KiB for every P; ring overtakes rhd at
+   64 KiB for P = 4 and 8, but rhd stays level or ahead up to about 512 KiB for
+   P = 3, 5, 6. */
 #define ALGO_ALLREDUCE_TREE_MAX_BYTES ((size_t)16 << 10)
-/* ...then recursive halving-doubling up to this many (power-of-two rank counts;
-   with a fold, rhd moves the whole vector once more, so other counts use ... */
-#define ALGO_ALLREDUCE_RHD_MAX_BYTES ((size_t)1 << 20)
-/* ...this smaller limit), and the pipelined ring above. */
-#define ALGO_ALLREDUCE_RHD_FOLD_MAX_BYTES ((size_t)256 << 10)
-/* Broadcast and reduce: binomial tree up to this many bytes, pipelined chain above. */
-#define ALGO_ROOTED_TREE_MAX_BYTES ((size_t)64 << 10)
+#define ALGO_ALLREDUCE_RHD_MAX_BYTES ((size_t)64 << 10)
+#define ALGO_ALLREDUCE_RHD_MAX_BYTES_FOLD ((size_t)512 << 10)
+/* Broadcast and reduce: binomial tree up to these many bytes, pipelined chain above.
+   Measured (P = 4, 8; same caveats): a broadcast tree beats the chain up to 1-4 MiB
+   on 4 ranks but only to about 128 KiB on 8 (its root sends log P copies); for
+   reduce the two are within noise of each other up to 1 MiB. */
+#define ALGO_BCAST_TREE_MAX_BYTES ((size_t)256 << 10)
+#define ALGO_REDUCE_TREE_MAX_BYTES ((size_t)64 << 10)
 /* Allgather and reduce-scatter: every rank talks to every other at once (one
-   round) while the whole vector is at most this many bytes, ring above. */
-#define ALGO_DIRECT_MAX_BYTES ((size_t)64 << 10)
+   round) while the whole vector is at most these many bytes, ring above. Measured
+   (P = 4): direct allgather is ahead up to 256 KiB, the ring at 1 MiB;
+   reduce-scatter is level between the two up to 1 MiB. */
+#define ALGO_ALLGATHER_DIRECT_MAX_BYTES ((size_t)256 << 10)
+#define ALGO_REDUCE_SCATTER_DIRECT_MAX_BYTES ((size_t)64 << 10)
 /* Pipelining: a long message is cut into about ALGO_WINDOW chunks of
-   ALGO_MIN_CHUNK_BYTES .. ALGO_CHUNK_BYTES, and a rank keeps ALGO_WINDOW chunks
-   posted ahead. */
+   ALGO_MIN_CHUNK_BYTES .. ALGO_CHUNK_BYTES, and where nothing else paces a sender
+   (the ring's first step, a reduce chain's receive slots) ALGO_WINDOW chunks are in
+   flight ahead of the one being worked on. */
 #define ALGO_CHUNK_BYTES ((size_t)256 << 10)
 #define ALGO_MIN_CHUNK_BYTES ((size_t)16 << 10)
 #define ALGO_WINDOW 4

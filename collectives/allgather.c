@@ -38,7 +38,7 @@ int pride_allgather(pride_context_t *ctx, const void *sendbuf, void *recvbuf, si
         return coll_end(&c, PRIDE_OK);
     if (blk == 0)
         st = algo_agree(&c);
-    else if (bytes <= ALGO_DIRECT_MAX_BYTES)
+    else if (bytes <= ALGO_ALLGATHER_DIRECT_MAX_BYTES)
         st = algo_direct(&c, own, 0, recvbuf, 1, blk);
     else
         st = ring_allgather(&c, recvbuf, sendcount * (size_t)c.nranks, dtype);

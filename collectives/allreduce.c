@@ -21,7 +21,7 @@ static int allreduce_pick(const pride_context_t *ctx, size_t bytes)
     int pow2 = (ctx->nranks & (ctx->nranks - 1)) == 0;
     if (bytes <= ALGO_ALLREDUCE_TREE_MAX_BYTES)
         return PRIDE_ALGO_TREE;
-    if (bytes <= (pow2 ? ALGO_ALLREDUCE_RHD_MAX_BYTES : ALGO_ALLREDUCE_RHD_FOLD_MAX_BYTES))
+    if (bytes <= (pow2 ? ALGO_ALLREDUCE_RHD_MAX_BYTES : ALGO_ALLREDUCE_RHD_MAX_BYTES_FOLD))
         return PRIDE_ALGO_RHD;
     return PRIDE_ALGO_RING;
 }

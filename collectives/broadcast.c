@@ -76,7 +76,7 @@ int pride_broadcast(pride_context_t *ctx, void *buf, size_t count, pride_dtype_t
         return coll_end(&c, PRIDE_OK);
     st = algo_agree(&c);
     if (st == PRIDE_OK && count > 0) {
-        if (bytes <= ALGO_ROOTED_TREE_MAX_BYTES)
+        if (bytes <= ALGO_BCAST_TREE_MAX_BYTES)
             st = tree_broadcast(&c, buf, count, dtype, root);
         else
             st = bcast_chain(&c, buf, count, dtype, root);

@@ -101,7 +101,7 @@ int pride_reduce(pride_context_t *ctx, const void *sendbuf, void *recvbuf, size_
     }
     st = algo_agree(&c);
     if (st == PRIDE_OK && count > 0) {
-        if (bytes <= ALGO_ROOTED_TREE_MAX_BYTES)
+        if (bytes <= ALGO_REDUCE_TREE_MAX_BYTES)
             st = tree_reduce(&c, sendbuf, recvbuf, count, dtype, op, root);
         else
             st = reduce_chain(&c, sendbuf, recvbuf, count, dtype, op, root);

@@ -72,7 +72,7 @@ int pride_reduce_scatter(pride_context_t *ctx, const void *sendbuf, void *recvbu
             return coll_end(&c, pride_error(ctx, PRIDE_ERR_NOMEM,
                                             "%s: no memory for %zu bytes", fn, blk));
     }
-    if (bytes <= ALGO_DIRECT_MAX_BYTES)
+    if (bytes <= ALGO_REDUCE_SCATTER_DIRECT_MAX_BYTES)
         st = rs_direct(&c, sendbuf, own, blk, recvcount, dtype, op);
     else
         st = ring_reduce_scatter(&c, sendbuf, own, recvcount * (size_t)c.nranks, dtype, op);
