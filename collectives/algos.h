@@ -136,7 +136,8 @@ int algo_sendrecv(struct coll *c, int to, uint32_t stag, const void *sbuf, size_
 /* Send scount elements of sbuf to rank `to` and receive rcount elements from rank
    `from` into tmp (either side may be absent: to or from < 0), chunk by chunk with
    tags ALGO_TAG(step, k); as chunk k of tmp arrives (and chunk k of the send has left),
-   dst[k] = tmp[k] op src[k] (tmp_first) or src[k] op tmp[k]. dst may be sbuf or src. Fails through algo_fail. */
+   dst[k] = tmp[k] op src[k] (tmp_first) or src[k] op tmp[k]. dst may be sbuf or src.
+   Fails through algo_fail. */
 int algo_xchg_reduce(struct coll *c, int step, int to, const void *sbuf, size_t scount, int from,
                      void *tmp, size_t rcount, void *dst, const void *src, int tmp_first,
                      pride_dtype_t dt, pride_op_t op);

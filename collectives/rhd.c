@@ -140,8 +140,10 @@ int rhd_allreduce(struct coll *c, const void *in, void *out, size_t count, pride
             int d = p2 >> (j + 1), pv = v ^ d, mid = lo + (hi - lo) / 2;
             int klo = v < pv ? lo : mid, khi = v < pv ? mid : hi;
             int glo = v < pv ? mid : lo, ghi = v < pv ? hi : mid;
-            size_t koff = algo_block_off(count, p2, klo), kn = algo_block_off(count, p2, khi) - koff;
-            size_t goff = algo_block_off(count, p2, glo), gn = algo_block_off(count, p2, ghi) - goff;
+            size_t koff = algo_block_off(count, p2, klo);
+            size_t kn = algo_block_off(count, p2, khi) - koff;
+            size_t goff = algo_block_off(count, p2, glo);
+            size_t gn = algo_block_off(count, p2, ghi) - goff;
             int peer = rhd_real(pv, extra);
             st = algo_xchg_reduce(c, 2 + j, peer, cur + goff * es, gn, peer, tmp, kn, o + koff * es,
                                   cur + koff * es, pv < v, dt, op);

@@ -19,10 +19,10 @@
  * are therefore posted as early as their memory allows: out of place, reduce-scatter
  * data lands straight in the output (where its partial sum is made and sent from),
  * so every such receive is posted at once; in place it lands in a pool of RING_POOL
- * chunk slots. First-step sends, whose data is ready at once, go ALGO_WINDOW chunks
- * ahead of this rank's progress: a neighbour may not have entered the collective
- * yet, and no further than that. An allgather chunk lands straight in the output, as soon as the
- * reduce-scatter send that used the same memory has left. Reductions read the
+ * chunk slots. An allgather chunk lands straight in the output, as soon as the
+ * reduce-scatter send that used the same memory has left. First-step sends, whose
+ * data is ready at once, run only ALGO_WINDOW chunks ahead of this rank's progress:
+ * the neighbour may not have entered the collective yet. Reductions read the
  * received chunk while it is still in cache and write the output (reduce_apply3);
  * nothing else is copied.
  */

@@ -50,22 +50,30 @@ static void check_exact(pride_context_t *ctx, int algo, uint64_t seed, pride_dty
     free(in);
 }
 
-/* Random values in [-1, 1): the sum depends on the order of the additions. */
+/* Element i of rank r's random input, in [-1, 1). */
+static double random_value(int r, size_t i)
+{
+    return (double)(ct_mix(77, r, i) >> 11) / (double)(UINT64_C(1) << 52) - 1;
+}
+
+/* Random values: the sum depends on the order of the additions. */
 static void check_rounding(pride_context_t *ctx, int algo, pride_dtype_t dt, size_t n)
 {
     int P = pride_nranks(ctx), r = pride_rank(ctx);
     size_t es = pride_dtype_size(dt);
     char *buf = ct_alloc(n * es);
     for (size_t i = 0; i < n; i++)
-        ct_store(buf, dt, i, (double)(ct_mix(77, r, i) >> 11) / (double)(UINT64_C(1) << 52) - 1);
+        ct_store(buf, dt, i, random_value(r, i));
     HCHECK_OK(ctx, pride_allreduce(ctx, buf, buf, n, dt, PRIDE_SUM));
     /* each partial sum is rounded once: error <= (P-1) * u * sum |x_j| */
-    double u = dt == PRIDE_FLOAT16 ? ldexp(1, -11) : dt == PRIDE_FLOAT32 ? ldexp(1, -24) : ldexp(1, -53);
+    double u = dt == PRIDE_FLOAT16   ? ldexp(1, -11)
+               : dt == PRIDE_FLOAT32 ? ldexp(1, -24)
+                                     : ldexp(1, -53);
     for (size_t i = 0; i < n; i++) {
         double exact = 0, mag = 0;
         char one[8];
         for (int j = 0; j < P; j++) {
-            ct_store(one, dt, 0, (double)(ct_mix(77, j, i) >> 11) / (double)(UINT64_C(1) << 52) - 1);
+            ct_store(one, dt, 0, random_value(j, i));
             exact += ct_load(one, dt, 0);
             mag += fabs(ct_load(one, dt, 0));
         }

@@ -101,7 +101,8 @@ static void t_allgather(pride_context_t *ctx, uint64_t seed, pride_dtype_t dt, s
     size_t es = pride_dtype_size(dt), total = n * (size_t)P;
     CASE("allgather(%zu, %s, mode %d)", n, dt_name(dt), mode);
     char *out = total ? ct_alloc(total * es) : NULL;
-    char *in = mode == 0 ? (n ? ct_alloc(n * es) : NULL) : mode == 1 || !out ? out : out + r * n * es;
+    char *in = mode == 0 ? (n ? ct_alloc(n * es) : NULL)
+                         : mode == 1 || !out ? out : out + r * n * es;
     if (total)
         memset(out, 0x5A, total * es);
     ct_fill(in, seed, dt, PRIDE_MIN, r, 0, n);
