@@ -45,6 +45,11 @@ int coll_begin_seq(struct coll *c, pride_context_t *ctx, uint64_t seq, enum prid
                    int dtype, int op, size_t count, int root);
 /* Take a sequence number now (for coll_begin_seq later). */
 uint64_t coll_take_seq(pride_context_t *ctx);
+/* Make the next coll_begin on this thread use seq instead of taking one (the worker
+   of non-blocking collectives runs a blocking collective in the slot its request was
+   given when it started); coll_force_seq_clear forgets an unused one. */
+void coll_force_seq(uint64_t seq);
+void coll_force_seq_clear(void);
 /* Finish: on failure, tell every peer and poison the context. Returns st. */
 int coll_end(struct coll *c, int st);
 

@@ -39,6 +39,7 @@ struct pride_context {
         header_bytes_sent;
 
     struct pride_worker *worker;
+    void (*worker_stop)(pride_context_t *ctx); /* set by whoever starts the worker */
 };
 
 /* Record a failure sentence (printf-style) as the context's last error; returns status

@@ -34,6 +34,7 @@ struct pride_xfer {
     struct pride_meta meta;     /* the collective's arguments, checked by the receiver */
     void *buf;                  /* payload (const for sends) */
     size_t len;                 /* send: bytes to send; receive: bytes expected exactly */
+    int is_send;                /* set by the poster: 1 for a send */
     /* set by the transport */
     int status;                 /* PRIDE_OK, or the failure */
     int complete;               /* 1 once finished (successfully or not) */

@@ -1,0 +1,804 @@
+/*
+ * The tcp backend's data path. Each pair of ranks shares one stream socket; every
+ * message is a 48-byte header and its payload, written with one sendmsg where the
+ * kernel takes it. A receive posted before its frame arrives is filled in place, with
+ * no copy; a frame that comes first waits in a per-peer queue. Small frames are read
+ * through a staging buffer so a header and its payload cost one recv, large payloads
+ * straight into the user's buffer.
+ *
+ * All socket I/O runs under one mutex, by whichever thread is waiting (one polls in
+ * epoll_wait, the others sleep on a condition variable): the collectives' threads
+ * drive progress themselves, and nothing spins.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "tcp.h"
+
+#define WAKE_ID UINT32_MAX
+
+/* Fail the context with a sentence; called with tp->mu held. */
+static int tp_fail(struct pride_tp *tp, int st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int tp_fail(struct pride_tp *tp, int st, const char *fmt, ...)
+{
+    pride_context_t *ctx = tp->ctx;
+    if (pride_ctx_status(ctx) == PRIDE_OK) {
+        char msg[900];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        pride_error(ctx, st, "rank %d: %s", tp->rank, msg);
+    }
+    st = pride_fail(ctx, st);
+    pthread_cond_broadcast(&tp->cv);
+    return st;
+}
+
+static void peer_mark_dead(struct pride_tp *tp, struct tcp_peer *p)
+{
+    if (p->dead || p->fd < 0)
+        return;
+    p->dead = 1;
+    epoll_ctl(tp->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+}
+
+static void peer_lost(struct pride_tp *tp, struct tcp_peer *p, const char *what)
+{
+    int mid = p->rstate == TCP_R_PAYLOAD || p->rhdr_got > 0;
+    peer_mark_dead(tp, p);
+    /* A peer that leaves between frames with nothing owed either way has finished;
+       only a later post to or from it fails. */
+    if (tp->detached || (!mid && !p->posted_head && !p->sq_head))
+        return;
+    char desc[160] = "";
+    if (mid) {
+        char m[128];
+        pride_meta_describe(&p->rhdr.meta, m, sizeof m);
+        snprintf(desc, sizeof desc, " in the middle of a frame of %s #%llu", m,
+                 (unsigned long long)p->rhdr.seq);
+    }
+    tp_fail(tp, PRIDE_ERR_PEER, "rank %d %s%s (did it die or call pride_finalize early?)", p->rank,
+            what, desc);
+}
+
+static void complete(struct pride_xfer *x, int st)
+{
+    x->status = st;
+    x->complete = 1;
+}
+
+/* ---- sequence-number metas: catch a mismatch even before the receive is posted ---- */
+
+static int meta_check(struct pride_tp *tp, int peer, const struct pride_meta *mine,
+                      const struct pride_frame_hdr *h)
+{
+    char why[400];
+    if (pride_meta_compare(mine, &h->meta, why, sizeof why) == PRIDE_OK)
+        return PRIDE_OK;
+    char theirs[160];
+    pride_meta_describe(&h->meta, theirs, sizeof theirs);
+    return tp_fail(tp, PRIDE_ERR_MISMATCH, "collective #%llu: %s (rank %d sent a frame of %s)",
+                   (unsigned long long)h->seq, why, peer, theirs);
+}
+
+/* First post of a sequence number: remember its meta and check frames that came early. */
+static int seq_note(struct pride_tp *tp, const struct pride_xfer *x)
+{
+    struct tcp_seqslot *s = &tp->seqs[x->seq % TCP_SEQ_SLOTS];
+    if (s->valid && s->seq == x->seq)
+        return PRIDE_OK;
+    s->valid = 1;
+    s->seq = x->seq;
+    s->meta = x->meta;
+    for (int j = 0; j < tp->nranks; j++)
+        for (struct tcp_unexp *u = tp->peers[j].ux_head; u; u = u->next)
+            if (u->hdr.seq == x->seq && meta_check(tp, j, &x->meta, &u->hdr) != PRIDE_OK)
+                return PRIDE_ERR_MISMATCH;
+    return PRIDE_OK;
+}
+
+static const struct pride_meta *seq_meta(struct pride_tp *tp, uint64_t seq)
+{
+    struct tcp_seqslot *s = &tp->seqs[seq % TCP_SEQ_SLOTS];
+    return s->valid && s->seq == seq ? &s->meta : NULL;
+}
+
+/* ---- matching ---- */
+
+static struct pride_xfer *posted_take(struct tcp_peer *p, uint64_t seq, uint32_t tag)
+{
+    struct pride_xfer **pp = &p->posted_head, *prev = NULL;
+    for (struct pride_xfer *x = p->posted_head; x; prev = x, pp = &x->next, x = x->next) {
+        if (x->seq != seq || x->tag != tag)
+            continue;
+        *pp = x->next;
+        if (p->posted_tail == x)
+            p->posted_tail = prev;
+        x->next = NULL;
+        return x;
+    }
+    return NULL;
+}
+
+static void ux_append(struct tcp_peer *p, struct tcp_unexp *u)
+{
+    u->next = NULL;
+    if (p->ux_tail)
+        p->ux_tail->next = u;
+    else
+        p->ux_head = u;
+    p->ux_tail = u;
+}
+
+static struct tcp_unexp *ux_take(struct tcp_peer *p, uint64_t seq, uint32_t tag)
+{
+    struct tcp_unexp **pp = &p->ux_head, *prev = NULL;
+    for (struct tcp_unexp *u = p->ux_head; u; prev = u, pp = &u->next, u = u->next) {
+        if (u->hdr.seq != seq || u->hdr.tag != tag)
+            continue;
+        *pp = u->next;
+        if (p->ux_tail == u)
+            p->ux_tail = prev;
+        return u;
+    }
+    return NULL;
+}
+
+/* A frame for x has come: same collective and exactly the expected length? */
+static int match_check(struct pride_tp *tp, int peer, struct pride_xfer *x,
+                       const struct pride_frame_hdr *h)
+{
+    if (meta_check(tp, peer, &x->meta, h) != PRIDE_OK)
+        return PRIDE_ERR_MISMATCH;
+    if (h->len != x->len) {
+        char m[160];
+        pride_meta_describe(&x->meta, m, sizeof m);
+        return tp_fail(tp, PRIDE_ERR_MISMATCH,
+                       "%s #%llu: rank %d sent %llu bytes for message %u, this rank expected %zu",
+                       m, (unsigned long long)h->seq, peer, (unsigned long long)h->len,
+                       (unsigned)h->tag, x->len);
+    }
+    return PRIDE_OK;
+}
+
+/* Deliver an unexpected frame into a posted receive. */
+static void ux_deliver(struct pride_tp *tp, int peer, struct tcp_unexp *u, struct pride_xfer *x)
+{
+    int st = match_check(tp, peer, x, &u->hdr);
+    if (st == PRIDE_OK && x->len)
+        memcpy(x->buf, u->data, x->len);
+    complete(x, st);
+    free(u->data);
+    free(u);
+}
+
+/* ---- reading ---- */
+
+static void frame_start(struct pride_tp *tp, struct tcp_peer *p)
+{
+    struct pride_frame_hdr *h = &p->rhdr;
+    char why[200];
+    p->rx = NULL;
+    p->rux = NULL;
+    p->rdst = NULL;
+    p->rgot = 0;
+    p->rlen = 0;
+    if (pride_frame_check(h, why, sizeof why) != PRIDE_OK) {
+        peer_mark_dead(tp, p);
+        tp_fail(tp, PRIDE_ERR_PEER, "rank %d sent a malformed frame: %s", p->rank, why);
+        return;
+    }
+    p->rlen = h->len;
+    p->rstate = TCP_R_PAYLOAD;
+    if (h->kind == PRIDE_FRAME_ERROR) {
+        p->rdst = p->reason;
+        return;
+    }
+    struct pride_xfer *x = posted_take(p, h->seq, h->tag);
+    if (x) {
+        if (match_check(tp, p->rank, x, h) != PRIDE_OK) {
+            complete(x, PRIDE_ERR_MISMATCH);
+            peer_mark_dead(tp, p);
+            return;
+        }
+        p->rx = x;
+        p->rdst = x->buf;
+        return;
+    }
+    const struct pride_meta *m = seq_meta(tp, h->seq);
+    if (m && meta_check(tp, p->rank, m, h) != PRIDE_OK) {
+        peer_mark_dead(tp, p);
+        return;
+    }
+    struct tcp_unexp *u = calloc(1, sizeof *u);
+    char *data = h->len ? malloc(h->len) : NULL;
+    if (!u || (h->len && !data)) {
+        free(u);
+        free(data);
+        peer_mark_dead(tp, p);
+        tp_fail(tp, PRIDE_ERR_NOMEM, "no memory for a %llu-byte frame from rank %d that came "
+                "before its receive was posted", (unsigned long long)h->len, p->rank);
+        return;
+    }
+    u->hdr = *h;
+    u->data = data;
+    p->rux = u;
+    p->rdst = data;
+}
+
+static void frame_done(struct pride_tp *tp, struct tcp_peer *p)
+{
+    struct pride_frame_hdr *h = &p->rhdr;
+    pride_context_t *ctx = tp->ctx;
+    atomic_fetch_add(&ctx->bytes_received, h->len);
+    atomic_fetch_add(&ctx->messages_received, 1);
+    p->rstate = TCP_R_HDR;
+    p->rhdr_got = 0;
+    if (h->kind == PRIDE_FRAME_ERROR) {
+        p->reason[h->len] = 0;
+        for (char *c = p->reason; *c; c++)
+            if ((unsigned char)*c < 32 || (unsigned char)*c > 126)
+                *c = '?';
+        int st = h->status == PRIDE_ERR_MISMATCH ? PRIDE_ERR_MISMATCH : PRIDE_ERR_PEER;
+        char m[160];
+        pride_meta_describe(&h->meta, m, sizeof m);
+        tp_fail(tp, st, "rank %d gave up on %s #%llu (%s): %s", p->rank, m,
+                (unsigned long long)h->seq, pride_strerror(h->status), p->reason);
+        return;
+    }
+    if (p->rx) {
+        complete(p->rx, PRIDE_OK);
+        p->rx = NULL;
+        return;
+    }
+    struct tcp_unexp *u = p->rux;
+    p->rux = NULL;
+    if (!u)
+        return;
+    struct pride_xfer *x = posted_take(p, u->hdr.seq, u->hdr.tag);
+    if (x) {
+        ux_deliver(tp, p->rank, u, x);
+        return;
+    }
+    /* its collective may have started while it was arriving */
+    const struct pride_meta *m = seq_meta(tp, u->hdr.seq);
+    if (m && meta_check(tp, p->rank, m, &u->hdr) != PRIDE_OK)
+        peer_mark_dead(tp, p);
+    ux_append(p, u);
+}
+
+/* Consume bytes from the staging buffer into headers and payloads. */
+static void stage_consume(struct pride_tp *tp, struct tcp_peer *p)
+{
+    while (p->stage_off < p->stage_len && !p->dead) {
+        size_t avail = p->stage_len - p->stage_off;
+        char *src = p->stage + p->stage_off;
+        if (p->rstate == TCP_R_HDR) {
+            size_t n = sizeof p->rhdr - p->rhdr_got;
+            if (n > avail)
+                n = avail;
+            memcpy((char *)&p->rhdr + p->rhdr_got, src, n);
+            p->rhdr_got += n;
+            p->stage_off += n;
+            if (p->rhdr_got == sizeof p->rhdr) {
+                frame_start(tp, p);
+                if (!p->dead && p->rlen == 0)
+                    frame_done(tp, p);
+            }
+        } else {
+            size_t n = p->rlen - p->rgot;
+            if (n > avail)
+                n = avail;
+            if (p->rdst)
+                memcpy(p->rdst + p->rgot, src, n);
+            p->rgot += n;
+            p->stage_off += n;
+            if (p->rgot == p->rlen)
+                frame_done(tp, p);
+        }
+    }
+    if (p->stage_off == p->stage_len)
+        p->stage_off = p->stage_len = 0;
+}
+
+static void peer_read(struct pride_tp *tp, struct tcp_peer *p)
+{
+    for (int rounds = 0; rounds < 64 && !p->dead; rounds++) {
+        ssize_t n;
+        if (p->rstate == TCP_R_PAYLOAD && p->rdst && p->stage_len == 0 &&
+            p->rlen - p->rgot >= TCP_STAGE_SIZE / 2) {
+            n = recv(p->fd, p->rdst + p->rgot, p->rlen - p->rgot, 0);
+            if (n > 0) {
+                p->rgot += (size_t)n;
+                if (p->rgot == p->rlen)
+                    frame_done(tp, p);
+                continue;
+            }
+        } else {
+            n = recv(p->fd, p->stage, TCP_STAGE_SIZE, 0);
+            if (n > 0) {
+                p->stage_off = 0;
+                p->stage_len = (size_t)n;
+                stage_consume(tp, p);
+                continue;
+            }
+        }
+        if (n == 0) {
+            peer_lost(tp, p, "closed the connection");
+            return;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return;
+        char what[128];
+        snprintf(what, sizeof what, "connection failed (%s)", strerror(errno));
+        peer_lost(tp, p, what);
+        return;
+    }
+}
+
+/* ---- writing ---- */
+
+static void want_out(struct pride_tp *tp, struct tcp_peer *p, int on)
+{
+    if (p->want_out == on || p->dead)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0u), .data.u32 = (uint32_t)p->rank};
+    epoll_ctl(tp->epfd, EPOLL_CTL_MOD, p->fd, &ev);
+    p->want_out = on;
+}
+
+static void peer_write(struct pride_tp *tp, struct tcp_peer *p)
+{
+    pride_context_t *ctx = tp->ctx;
+    while (p->sq_head && !p->dead) {
+        struct pride_xfer *x = p->sq_head;
+        const size_t hl = sizeof x->hdr;
+        struct iovec iov[2];
+        int n_iov = 0;
+        if (x->off < hl) {
+            iov[n_iov].iov_base = (char *)&x->hdr + x->off;
+            iov[n_iov++].iov_len = hl - x->off;
+        }
+        size_t poff = x->off > hl ? x->off - hl : 0;
+        if (x->len > poff) {
+            iov[n_iov].iov_base = (char *)x->buf + poff;
+            iov[n_iov++].iov_len = x->len - poff;
+        }
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n_iov};
+        ssize_t n = n_iov ? sendmsg(p->fd, &mh, MSG_NOSIGNAL) : 0;
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                want_out(tp, p, 1);
+                return;
+            }
+            char what[128];
+            snprintf(what, sizeof what, "could not be sent to (%s)", strerror(errno));
+            peer_lost(tp, p, what);
+            return;
+        }
+        x->off += (size_t)n;
+        if (x->off < hl + x->len)
+            continue;
+        p->sq_head = x->next;
+        if (!p->sq_head)
+            p->sq_tail = NULL;
+        x->next = NULL;
+        atomic_fetch_add(&ctx->bytes_sent, x->len);
+        atomic_fetch_add(&ctx->messages_sent, 1);
+        atomic_fetch_add(&ctx->header_bytes_sent, hl);
+        complete(x, PRIDE_OK);
+    }
+    want_out(tp, p, 0);
+}
+
+/* ---- posting ---- */
+
+static int post_check(struct pride_tp *tp, struct pride_xfer *x)
+{
+    x->complete = 0;
+    x->status = PRIDE_OK;
+    x->next = NULL;
+    x->off = 0;
+    int st = pride_ctx_status(tp->ctx);
+    if (!st && tp->detached)
+        st = PRIDE_ERR_PEER;
+    if (!st && (x->peer < 0 || x->peer >= tp->nranks || (x->len && !x->buf)))
+        st = PRIDE_ERR_INVALID;
+    if (!st)
+        st = seq_note(tp, x);
+    if (st)
+        complete(x, st);
+    return st;
+}
+
+static int tcp_isend(struct pride_tp *tp, struct pride_xfer *x)
+{
+    pthread_mutex_lock(&tp->mu);
+    int st = post_check(tp, x);
+    if (st)
+        goto out;
+    x->hdr = (struct pride_frame_hdr){.magic = PRIDE_FRAME_MAGIC,
+                                      .version = PRIDE_PROTO_VERSION,
+                                      .kind = PRIDE_FRAME_DATA,
+                                      .tag = x->tag,
+                                      .seq = x->seq,
+                                      .meta = x->meta,
+                                      .len = x->len};
+    struct tcp_peer *p = &tp->peers[x->peer];
+    if (x->peer == tp->rank) { /* to itself: hand over in memory */
+        struct pride_xfer *r = posted_take(p, x->seq, x->tag);
+        if (r) {
+            st = match_check(tp, tp->rank, r, &x->hdr);
+            if (!st && x->len)
+                memcpy(r->buf, x->buf, x->len);
+            complete(r, st);
+        } else {
+            struct tcp_unexp *u = calloc(1, sizeof *u);
+            char *data = x->len ? malloc(x->len) : NULL;
+            if (!u || (x->len && !data)) {
+                free(u);
+                free(data);
+                st = PRIDE_ERR_NOMEM;
+            } else {
+                u->hdr = x->hdr;
+                u->data = data;
+                if (x->len)
+                    memcpy(data, x->buf, x->len);
+                ux_append(p, u);
+            }
+        }
+        complete(x, st);
+        pthread_cond_broadcast(&tp->cv);
+        goto out;
+    }
+    if (p->dead) {
+        st = tp_fail(tp, PRIDE_ERR_PEER, "cannot send to rank %d: its connection is gone",
+                     x->peer);
+        complete(x, st);
+        goto out;
+    }
+    if (p->sq_tail)
+        p->sq_tail->next = x;
+    else
+        p->sq_head = x;
+    p->sq_tail = x;
+    if (p->sq_head == x)
+        peer_write(tp, p);
+out:
+    pthread_mutex_unlock(&tp->mu);
+    return st;
+}
+
+static int tcp_irecv(struct pride_tp *tp, struct pride_xfer *x)
+{
+    pthread_mutex_lock(&tp->mu);
+    int st = post_check(tp, x);
+    if (st)
+        goto out;
+    struct tcp_peer *p = &tp->peers[x->peer];
+    struct tcp_unexp *u = ux_take(p, x->seq, x->tag);
+    if (u) {
+        ux_deliver(tp, x->peer, u, x);
+        st = x->status;
+        goto out;
+    }
+    if (p->dead) {
+        st = tp_fail(tp, PRIDE_ERR_PEER, "cannot receive from rank %d: its connection is gone",
+                     x->peer);
+        complete(x, st);
+        goto out;
+    }
+    if (p->posted_tail)
+        p->posted_tail->next = x;
+    else
+        p->posted_head = x;
+    p->posted_tail = x;
+out:
+    pthread_mutex_unlock(&tp->mu);
+    return st;
+}
+
+/* ---- waiting ---- */
+
+static void progress(struct pride_tp *tp, const struct epoll_event *evs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        uint32_t id = evs[i].data.u32;
+        if (id == WAKE_ID) {
+            uint64_t v;
+            while (read(tp->wakefd, &v, sizeof v) > 0)
+                ;
+            continue;
+        }
+        if (id >= (uint32_t)tp->nranks)
+            continue;
+        struct tcp_peer *p = &tp->peers[id];
+        if (p->dead)
+            continue;
+        if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+            peer_read(tp, p);
+        if (!p->dead && (evs[i].events & EPOLLOUT))
+            peer_write(tp, p);
+    }
+}
+
+static int tcp_wait(struct pride_tp *tp, struct pride_xfer *const *xs, int n, int64_t deadline)
+{
+    int st;
+    struct epoll_event evs[64];
+    pthread_mutex_lock(&tp->mu);
+    for (;;) {
+        int all = 1;
+        st = PRIDE_OK;
+        for (int i = 0; i < n; i++) {
+            if (!xs[i])
+                continue;
+            if (!xs[i]->complete)
+                all = 0;
+            else if (xs[i]->status && !st)
+                st = xs[i]->status;
+        }
+        if (st || all)
+            break;
+        st = pride_ctx_status(tp->ctx);
+        if (st)
+            break;
+        int64_t left = deadline - pride_now_ns();
+        if (deadline != 0 && left <= 0) {
+            st = PRIDE_ERR_TIMEOUT;
+            break;
+        }
+        if (!tp->polling) {
+            tp->polling = 1;
+            pthread_mutex_unlock(&tp->mu);
+            int ms = deadline == 0 ? 0 : (int)((left + 999999) / 1000000);
+            int k = epoll_wait(tp->epfd, evs, 64, ms);
+            pthread_mutex_lock(&tp->mu);
+            if (k > 0)
+                progress(tp, evs, k);
+            tp->polling = 0;
+            pthread_cond_broadcast(&tp->cv);
+            if (deadline == 0) {
+                deadline = 1; /* one pass only */
+            }
+        } else {
+            if (deadline == 0) {
+                st = PRIDE_ERR_TIMEOUT;
+                break;
+            }
+            struct timespec ts = {deadline / 1000000000, deadline % 1000000000};
+            pthread_cond_timedwait(&tp->cv, &tp->mu, &ts);
+        }
+    }
+    pthread_mutex_unlock(&tp->mu);
+    return st;
+}
+
+static void tcp_wake(struct pride_tp *tp)
+{
+    uint64_t one = 1;
+    ssize_t r = write(tp->wakefd, &one, sizeof one);
+    (void)r;
+    pthread_cond_broadcast(&tp->cv);
+}
+
+/* Write a whole small frame on a socket with a short deadline; best effort. */
+static void write_small(int fd, const void *a, size_t alen, const void *b, size_t blen)
+{
+    int64_t deadline = pride_now_ns() + INT64_C(200000000);
+    struct iovec iov[2] = {{(void *)a, alen}, {(void *)b, blen}};
+    size_t total = alen + blen, done = 0;
+    while (done < total) {
+        struct iovec v[2];
+        int k = 0;
+        if (done < alen)
+            v[k++] = (struct iovec){(char *)iov[0].iov_base + done, alen - done};
+        size_t boff = done > alen ? done - alen : 0;
+        if (blen > boff)
+            v[k++] = (struct iovec){(char *)iov[1].iov_base + boff, blen - boff};
+        struct msghdr mh = {.msg_iov = v, .msg_iovlen = (size_t)k};
+        ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+        if (n > 0) {
+            done += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno != EAGAIN)
+            return;
+        int64_t left = deadline - pride_now_ns();
+        if (left <= 0)
+            return;
+        struct pollfd pfd = {fd, POLLOUT, 0};
+        poll(&pfd, 1, (int)(left / 1000000 + 1));
+    }
+}
+
+static void tcp_broadcast_error(struct pride_tp *tp, uint64_t seq, int status, const char *reason)
+{
+    pthread_mutex_lock(&tp->mu);
+    if (tp->detached) {
+        pthread_mutex_unlock(&tp->mu);
+        return;
+    }
+    tp->detached = 1;
+    size_t rl = strlen(reason);
+    if (rl > PRIDE_FRAME_MAX_REASON)
+        rl = PRIDE_FRAME_MAX_REASON;
+    const struct pride_meta *m = seq_meta(tp, seq);
+    struct pride_frame_hdr h = {.magic = PRIDE_FRAME_MAGIC,
+                                .version = PRIDE_PROTO_VERSION,
+                                .kind = PRIDE_FRAME_ERROR,
+                                .status = status,
+                                .seq = seq,
+                                .len = rl};
+    if (m)
+        h.meta = *m;
+    for (int j = 0; j < tp->nranks; j++) {
+        struct tcp_peer *p = &tp->peers[j];
+        int st = pride_ctx_status(tp->ctx);
+        if (!st)
+            st = status;
+        /* Receives posted and sends queued belong to callers that are giving up:
+           drop every reference to their buffers. */
+        for (struct pride_xfer *x = p->posted_head, *nx; x; x = nx) {
+            nx = x->next;
+            complete(x, st);
+        }
+        p->posted_head = p->posted_tail = NULL;
+        if (p->rx) {
+            complete(p->rx, st);
+            p->rx = NULL;
+            p->rdst = NULL;
+        }
+        int midframe = p->sq_head && p->sq_head->off > 0;
+        for (struct pride_xfer *x = p->sq_head, *nx; x; x = nx) {
+            nx = x->next;
+            complete(x, st);
+        }
+        p->sq_head = p->sq_tail = NULL;
+        if (p->fd < 0 || p->dead)
+            continue;
+        if (midframe)
+            shutdown(p->fd, SHUT_RDWR); /* cannot cut in mid-frame: the peer sees EOF */
+        else
+            write_small(p->fd, &h, sizeof h, reason, rl);
+    }
+    pthread_cond_broadcast(&tp->cv);
+    pthread_mutex_unlock(&tp->mu);
+}
+
+/* ---- open / close ---- */
+
+static void tcp_close(struct pride_tp *tp)
+{
+    if (!tp)
+        return;
+    for (int j = 0; tp->peers && j < tp->nranks; j++) {
+        struct tcp_peer *p = &tp->peers[j];
+        if (p->fd >= 0) {
+            shutdown(p->fd, SHUT_WR);
+            close(p->fd);
+        }
+        for (struct tcp_unexp *u = p->ux_head, *n; u; u = n) {
+            n = u->next;
+            free(u->data);
+            free(u);
+        }
+        if (p->rux) {
+            free(p->rux->data);
+            free(p->rux);
+        }
+        free(p->stage);
+    }
+    free(tp->peers);
+    if (tp->epfd >= 0)
+        close(tp->epfd);
+    if (tp->wakefd >= 0)
+        close(tp->wakefd);
+    pthread_cond_destroy(&tp->cv);
+    pthread_mutex_destroy(&tp->mu);
+    free(tp);
+}
+
+static int tcp_open(pride_context_t *ctx, struct pride_tp **out)
+{
+    struct pride_tp *tp = calloc(1, sizeof *tp);
+    if (!tp)
+        return pride_error(ctx, PRIDE_ERR_NOMEM, "no memory for the tcp transport");
+    tp->ctx = ctx;
+    tp->rank = ctx->rank;
+    tp->nranks = ctx->nranks;
+    tp->epfd = tp->wakefd = -1;
+    pthread_mutex_init(&tp->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&tp->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    int st;
+    tp->peers = calloc((size_t)tp->nranks, sizeof *tp->peers);
+    if (!tp->peers) {
+        st = pride_error(ctx, PRIDE_ERR_NOMEM, "no memory for %d peers", tp->nranks);
+        goto fail;
+    }
+    for (int j = 0; j < tp->nranks; j++) {
+        tp->peers[j].fd = -1;
+        tp->peers[j].rank = j;
+    }
+    tp->epfd = epoll_create1(EPOLL_CLOEXEC);
+    tp->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (tp->epfd < 0 || tp->wakefd < 0) {
+        st = pride_error(ctx, PRIDE_ERR_TRANSPORT, "epoll/eventfd: %s", strerror(errno));
+        goto fail;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = WAKE_ID};
+    epoll_ctl(tp->epfd, EPOLL_CTL_ADD, tp->wakefd, &ev);
+    st = tp->nranks > 1 ? tcp_connect_all(tp) : PRIDE_OK;
+    if (st)
+        goto fail;
+    for (int j = 0; j < tp->nranks; j++) {
+        struct tcp_peer *p = &tp->peers[j];
+        if (j == tp->rank)
+            continue;
+        p->stage = malloc(TCP_STAGE_SIZE);
+        if (!p->stage) {
+            st = pride_error(ctx, PRIDE_ERR_NOMEM, "no memory for receive buffers");
+            goto fail;
+        }
+        ev = (struct epoll_event){.events = EPOLLIN, .data.u32 = (uint32_t)j};
+        if (epoll_ctl(tp->epfd, EPOLL_CTL_ADD, p->fd, &ev) != 0) {
+            st = pride_error(ctx, PRIDE_ERR_TRANSPORT, "epoll_ctl: %s", strerror(errno));
+            goto fail;
+        }
+    }
+    *out = tp;
+    return PRIDE_OK;
+fail:
+    tcp_close(tp);
+    return st;
+}
+
+static int tcp_mem_reg(struct pride_tp *tp, void *buf, size_t len, void **mr)
+{
+    (void)tp;
+    (void)buf;
+    (void)len;
+    *mr = NULL;
+    return PRIDE_OK;
+}
+
+static void tcp_mem_dereg(struct pride_tp *tp, void *mr)
+{
+    (void)tp;
+    (void)mr;
+}
+
+const struct pride_tp_ops pride_tcp_ops = {
+    .size = sizeof(struct pride_tp_ops),
+    .name = "tcp",
+    .open = tcp_open,
+    .close = tcp_close,
+    .mem_reg = tcp_mem_reg,
+    .mem_dereg = tcp_mem_dereg,
+    .isend = tcp_isend,
+    .irecv = tcp_irecv,
+    .wait = tcp_wait,
+    .wake = tcp_wake,
+    .broadcast_error = tcp_broadcast_error,
+};
