@@ -5,8 +5,9 @@
  * One idea: measure exactly what pride-bench measures, the same way: warm-up
  * iterations, a barrier, -n timed iterations, the time shown is the largest
  * per-rank mean, algbw = size / time (GB = 1e9 bytes), busbw = algbw * 2(P-1)/P.
- * Sizes are rounded down to whole float32 elements. Built with mpicc by
- * bench/build-mpi.sh; not part of the CMake build.
+ * Sizes are rounded down to whole float32 elements. The --json and --csv files have
+ * pride-bench's fields. Built with mpicc by bench/compare-mpi.sh; not part of the
+ * CMake build.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -22,12 +23,12 @@ struct mb_opts {
     size_t min_bytes, max_bytes;
     unsigned long factor;
     long iters, warmup;
-    const char *json_path;
+    const char *json_path, *csv_path;
 };
 
 static const char mb_usage[] =
     "usage: mpirun -np P mpi_allreduce_bench [-b MIN] [-e MAX] [-f FACTOR] [-n ITERS]\n"
-    "                                        [-w WARMUP] [--json FILE]\n"
+    "                                        [-w WARMUP] [--json FILE] [--csv FILE]\n"
     "  MPI_Allreduce of float32 sums; sizes in bytes with K/M/G (powers of 1024);\n"
     "  defaults -b 8 -e 64M -f 2 -n 20 -w 5. Columns as pride-bench.\n";
 
@@ -96,6 +97,8 @@ static int mb_parse(int argc, char **argv, struct mb_opts *o, char *err, size_t 
             bad = mb_parse_long(v, 0, &o->warmup);
         else if (!strcmp(a, "--json"))
             o->json_path = v;
+        else if (!strcmp(a, "--csv"))
+            o->csv_path = v;
         else {
             snprintf(err, errlen, "unknown option '%s'", a);
             return -1;
@@ -135,10 +138,15 @@ int main(int argc, char **argv)
     size_t maxcount = o.max_bytes / sizeof(float);
     float *send = malloc(maxcount ? maxcount * sizeof(float) : 1);
     float *recv = malloc(maxcount ? maxcount * sizeof(float) : 1);
-    FILE *json = NULL;
+    FILE *json = NULL, *csv = NULL;
     int bad = !send || !recv, worst;
     if (!bad && rank == 0 && o.json_path && !(json = fopen(o.json_path, "w"))) {
         fprintf(stderr, "mpi_allreduce_bench: cannot write %s: %s\n", o.json_path,
+                strerror(errno));
+        bad = 1;
+    }
+    if (!bad && rank == 0 && o.csv_path && !(csv = fopen(o.csv_path, "w"))) {
+        fprintf(stderr, "mpi_allreduce_bench: cannot write %s: %s\n", o.csv_path,
                 strerror(errno));
         bad = 1;
     }
@@ -161,6 +169,9 @@ int main(int argc, char **argv)
                "", "(us)", "(GB/s)", "(GB/s)", "");
         if (json)
             fputc('[', json);
+        if (csv)
+            fprintf(csv, "collective,nranks,transport,algo,size,count,type,redop,root,"
+                         "time_us,algbw_gbps,busbw_gbps,wrong,iters,warmup,bytes_sent\n");
     }
     double factor = 2.0 * (nranks - 1) / nranks, busbw_sum = 0;
     int rows = 0;
@@ -193,6 +204,10 @@ int main(int argc, char **argv)
                             "\"warmup\": %ld}",
                             rows ? "," : "", nranks, algo ? algo : "auto", moved, count,
                             time_us, algbw, busbw, o.iters, o.warmup);
+                if (csv)
+                    fprintf(csv, "allreduce,%d,mpi,%s,%zu,%zu,float32,sum,-1,%.3f,%.6f,%.6f,,%ld,%ld,\n",
+                            nranks, algo ? algo : "auto", moved, count, time_us, algbw, busbw,
+                            o.iters, o.warmup);
             }
             rows++;
         }
@@ -209,9 +224,18 @@ int main(int argc, char **argv)
         }
         json = NULL;
     }
+    if (csv) {
+        if (fclose(csv)) {
+            fprintf(stderr, "mpi_allreduce_bench: writing %s failed\n", o.csv_path);
+            rc = 1;
+        }
+        csv = NULL;
+    }
 out:
     if (json)
         fclose(json);
+    if (csv)
+        fclose(csv);
     free(send);
     free(recv);
     MPI_Finalize();

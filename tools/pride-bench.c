@@ -896,7 +896,7 @@ static int bench_run(struct bench *b)
             printf("# no size in the range holds a whole element%s\n",
                    b->o.coll->blocks ? " per rank" : "");
         if (b->o.check)
-            printf("# Wrong values     : %llu %s\n", wrong, wrong ? "FAILED" : "OK");
+            printf("# Wrong values         : %llu %s\n", wrong, wrong ? "FAILED" : "OK");
         printf("# Avg bus bandwidth    : %g\n", rows ? busbw_sum / rows : 0.0);
     }
     if (!rc && wrong)
