@@ -260,6 +260,12 @@ int pride_init(const pride_config_t *cfg_in, pride_context_t **out)
         snprintf(why, sizeof why, "%.500s", ctx->last_error);
         goto fail;
     }
+    /* Once the mesh is up every rank has read what it needed: let the store go (a tcp
+       store's server on rank 0 would otherwise live as long as the job). */
+    if (ctx->store) {
+        pride_store_close(ctx->store);
+        ctx->store = NULL;
+    }
     *out = ctx;
     return PRIDE_OK;
 fail:
