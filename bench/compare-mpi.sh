@@ -25,7 +25,7 @@ usage: bench/compare-mpi.sh [options]
   -a ALGO         pride allreduce algorithm          (default auto)
   -B DIR          pride build directory              (default <repo>/build)
   -o FILE         markdown output                    (default DIR/bench/compare-mpi.md)
-  --quick         -b 8 -e 4M -f 4 -n 5 -w 1 (well under 2 minutes)
+  --quick         -b 8 -e 64M -f 4 -n 5 -w 1 (under 2 minutes)
 EOF
 }
 
@@ -44,7 +44,7 @@ while [ $# -gt 0 ]; do
     -a) algo=${2:?}; shift 2 ;;
     -B) build=${2:?}; shift 2 ;;
     -o) out=${2:?}; shift 2 ;;
-    --quick) min=8 max=4M factor=4 iters=5 warmup=1; shift ;;
+    --quick) min=8 max=64M factor=4 iters=5 warmup=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown option '$1' (try --help)" ;;
     esac
