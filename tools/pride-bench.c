@@ -428,7 +428,8 @@ static unsigned bench_value(pride_op_t op, int r, size_t i)
 /* Sign bit of rank r for element i: a mixed hash, so counts spread over 0..P. */
 static unsigned bench_sign(int r, size_t i)
 {
-    uint64_t x = (uint64_t)i * UINT64_C(0x9E3779B97F4A7C15) + (uint64_t)(r + 1) * UINT64_C(0xBF58476D1CE4E5B9);
+    uint64_t x = (uint64_t)i * UINT64_C(0x9E3779B97F4A7C15) +
+                 (uint64_t)(r + 1) * UINT64_C(0xBF58476D1CE4E5B9);
     x ^= x >> 31;
     x *= UINT64_C(0x94D049BB133111EB);
     return (unsigned)(x >> 63);
