@@ -205,7 +205,8 @@ int main(int argc, char **argv)
                             rows ? "," : "", nranks, algo ? algo : "auto", moved, count,
                             time_us, algbw, busbw, o.iters, o.warmup);
                 if (csv)
-                    fprintf(csv, "allreduce,%d,mpi,%s,%zu,%zu,float32,sum,-1,%.3f,%.6f,%.6f,,%ld,%ld,\n",
+                    fprintf(csv,
+                            "allreduce,%d,mpi,%s,%zu,%zu,float32,sum,-1,%.3f,%.6f,%.6f,,%ld,%ld,\n",
                             nranks, algo ? algo : "auto", moved, count, time_us, algbw, busbw,
                             o.iters, o.warmup);
             }

@@ -196,8 +196,10 @@ static void test_allreduce_dtypes_ops_algos(void **state)
 {
     (void)state;
     bench_checked(2, 5, "allreduce", (const char *[]){"-d", "int8", "-o", "prod", NULL});
-    bench_checked(3, 5, "allreduce", (const char *[]){"-d", "int64", "-o", "min", "-a", "ring", NULL});
-    bench_checked(3, 5, "allreduce", (const char *[]){"-d", "float64", "-o", "avg", "-a", "rhd", NULL});
+    bench_checked(3, 5, "allreduce",
+                  (const char *[]){"-d", "int64", "-o", "min", "-a", "ring", NULL});
+    bench_checked(3, 5, "allreduce",
+                  (const char *[]){"-d", "float64", "-o", "avg", "-a", "rhd", NULL});
     bench_checked(3, 5, "allreduce", (const char *[]){"-d", "uint32", "-a", "tree", NULL});
 }
 
@@ -211,7 +213,8 @@ static void test_allreduce_half_types(void **state)
 static void test_reduce_scatter(void **state)
 {
     (void)state;
-    bench_checked(3, 4, "reduce_scatter", (const char *[]){"-o", "max", NULL}); /* 8 B holds no 3 floats */
+    /* 8 B holds no block of 3 floats: 4 rows */
+    bench_checked(3, 4, "reduce_scatter", (const char *[]){"-o", "max", NULL});
 }
 
 static void test_allgather_alltoall(void **state)
