@@ -237,6 +237,7 @@ static void test_vote(void **state)
     bench_checked(3, 5, "vote", NULL);
     bench_checked(2, 5, "vote", NULL); /* even: ties follow the tie rule */
     bench_checked(3, 5, "vote_count", NULL);
+    bench_checked(2, 5, "vote_allgather", NULL);
 }
 
 static void test_barrier(void **state)
