@@ -60,4 +60,5 @@ int coll_irecv(struct coll *c, struct pride_xfer *x, int peer, uint32_t tag, voi
                size_t len);
 /* Wait for all n xfers (entries may be NULL and are skipped), up to the call's deadline. */
 int coll_wait(struct coll *c, struct pride_xfer **xs, int n);
+
 #endif
