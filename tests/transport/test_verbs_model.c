@@ -374,14 +374,16 @@ static void test_send_and_write(void **state)
     pair_free(&p);
 }
 
-enum fault { BAD_RKEY, OUT_OF_BOUNDS, NO_REMOTE_WRITE, TOO_LONG, BAD_LKEY, NO_RECV, QP_DIES };
+enum fault { BAD_RKEY, OUT_OF_BOUNDS, NO_REMOTE_WRITE, TOO_LONG, BAD_LKEY, NO_RECV, QP_DIES,
+             TOO_BIG };
 
 /* Each fault on a fresh connection: what the requester and the responder see. */
 static void one_fault(enum fault f)
 {
     struct pair p;
     connect_pair(&p, f == NO_RECV ? 0 : 7);
-    enum { LEN = 200000 };
+    /* TOO_BIG: more than the port's max_msg_sz (8 MiB on the model) */
+    uint32_t LEN = f == TOO_BIG ? 9u << 20 : 200000;
     uint8_t *src = calloc(1, LEN), *dst = calloc(1, LEN);
     assert_true(src && dst);
     struct ibv_mr *smr = A->reg_mr(p.a.pd, src, LEN, 0);
@@ -416,6 +418,9 @@ static void one_fault(enum fault f)
         op = IBV_WR_SEND;
         want_a = IBV_WC_RNR_RETRY_EXC_ERR;
         break;
+    case TOO_BIG:
+        want_a = IBV_WC_LOC_LEN_ERR;
+        break;
     case QP_DIES:
         assert_int_equal(verbs_model_inject(p.b.id->qp, VERBS_FAULT_QP_ERROR_AFTER, 70000), 0);
         want_a = IBV_WC_RETRY_EXC_ERR;
@@ -428,7 +433,7 @@ static void one_fault(enum fault f)
         fail_msg("fault %d: requester got %s, wanted %s", f, A->wc_status_str(wc.status),
                  A->wc_status_str(want_a));
     assert_int_equal(qp_state(p.a.id->qp), IBV_QPS_ERR);
-    if (f != BAD_LKEY && f != NO_RECV) {
+    if (f != BAD_LKEY && f != NO_RECV && f != TOO_BIG) {
         wc = wc_wait(&p.b);
         if (wc.status != want_b)
             fail_msg("fault %d: responder got %s, wanted %s", f, A->wc_status_str(wc.status),
@@ -445,7 +450,7 @@ static void one_fault(enum fault f)
 static void test_faults(void **state)
 {
     (void)state;
-    for (int f = BAD_RKEY; f <= QP_DIES; f++)
+    for (int f = BAD_RKEY; f <= TOO_BIG; f++)
         one_fault((enum fault)f);
 }
 
