@@ -178,8 +178,6 @@ struct pride_tp {
 
 /* verbs_connect.c: device, listen, publish, connect all pairs. */
 int verbs_connect_all(struct pride_tp *tp);
-/* verbs_connect.c: pick device and port, find this rank's address (IPv4, network order). */
-int verbs_pick_device(struct pride_tp *tp, uint32_t *ip);
 
 /* verbs.c: the PD, CQ, channel and bounce buffers (once the device context is known),
    and a peer's QP with its receive buffers posted. */

@@ -139,7 +139,8 @@ static int gid_ipv4(const struct verbs_api *api, struct ibv_context *c, int port
     return 1;
 }
 
-int verbs_pick_device(struct pride_tp *tp, uint32_t *ip)
+/* Device and port; this rank's IPv4 address (network order) on it. */
+static int verbs_pick_device(struct pride_tp *tp, uint32_t *ip)
 {
     pride_context_t *ctx = tp->ctx;
     const struct verbs_api *api = tp->api;
@@ -391,7 +392,7 @@ int verbs_connect_all(struct pride_tp *tp)
     tp->api = api = verbs_api_select(why, sizeof why);
     if (!api)
         return pride_error(ctx, PRIDE_ERR_TRANSPORT, "%s", why);
-    uint32_t ip;
+    uint32_t ip = 0;
     int st = verbs_pick_device(tp, &ip);
     if (st || tp->nranks == 1)
         return st;

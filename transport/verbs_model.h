@@ -250,7 +250,7 @@ struct vm_model {
     int users;
     char dir[4096];
     pthread_t nic;
-    int nic_running, stop;
+    int stop;
     int kickfd;
     uint64_t gen; /* bumped when a socket the NIC may be polling goes away */
     struct ibv_device dev;

@@ -611,9 +611,7 @@ static void *vm_nic_main(void *arg)
 int vm_nic_start(void)
 {
     vm.stop = 0;
-    int st = pthread_create(&vm.nic, NULL, vm_nic_main, NULL);
-    vm.nic_running = st == 0;
-    return st;
+    return pthread_create(&vm.nic, NULL, vm_nic_main, NULL);
 }
 
 void vm_nic_stop(void)
@@ -623,5 +621,4 @@ void vm_nic_stop(void)
     vm_kick();
     pthread_mutex_unlock(&vm.mu);
     pthread_join(vm.nic, NULL);
-    vm.nic_running = 0;
 }
