@@ -557,8 +557,6 @@ static void repost(struct pride_tp *tp, struct verbs_peer *p, uint32_t idx)
 static void on_recv(struct pride_tp *tp, struct verbs_peer *p, uint32_t idx,
                     const struct ibv_wc *wc)
 {
-    if (tp->detached)
-        return; /* the QPs are about to go: nothing to repost or deliver */
     if (wc->opcode == IBV_WC_RECV_RDMA_WITH_IMM)
         on_write_landed(tp, p, ntohl(wc->imm_data), wc->byte_len);
     else if (wc->byte_len < sizeof(struct verbs_wire)) {
@@ -679,6 +677,8 @@ static void on_wc(struct pride_tp *tp, const struct ibv_wc *wc)
         if (kind == VERBS_WR_SEND)
             p->sfree[p->nsfree++] = (int)idx;
     }
+    if (tp->detached)
+        return; /* the transfers were completed with the failure already */
     if (wc->status != IBV_WC_SUCCESS) {
         on_wc_error(tp, p, kind, idx, wc->status);
         return;
@@ -966,25 +966,31 @@ out:
 /* ---- failure and close ---- */
 
 /* Wait, holding the mutex, until every peer's send queue is empty (the NIC has been
-   told everything sent got there) or the deadline passes. */
-static void drain_sends(struct pride_tp *tp, int64_t deadline)
+   told everything sent got there, or flushed it) or the deadline passes. */
+static void drain_sends(struct pride_tp *tp, int64_t deadline, int stop_on_abort)
 {
     for (;;) {
         progress(tp);
         int busy = 0;
         for (int j = 0; j < tp->nranks; j++) {
             struct verbs_peer *p = &tp->peers[j];
-            if (p->connected && !p->dead && (p->sq_used > 0 || p->op_head))
+            if (p->connected && (p->sq_used > 0 || (p->op_head && !p->dead)))
                 busy = 1;
         }
         int64_t left = deadline - pride_now_ns();
-        if (!busy || left <= 0 || pride_ctx_status(tp->ctx) == PRIDE_ERR_ABORTED)
+        if (!busy || left <= 0 ||
+            (stop_on_abort && pride_ctx_status(tp->ctx) == PRIDE_ERR_ABORTED))
             return;
         /* short naps: another thread may be polling the same fds */
         sleep_on_fds(tp, left > 10000000 ? 10 : (int)(left / 1000000) + 1);
     }
 }
 
+/* Called from coll_end, while the failed call's buffers are still alive: complete
+   every transfer with the failure, tell every peer why, let what is already on the
+   wire (both ways) finish for a moment, then deregister every registration and
+   disconnect every queue pair, so that nothing touches the callers' memory after
+   this returns. */
 static void verbs_broadcast_error(struct pride_tp *tp, uint64_t seq, int status,
                                   const char *reason)
 {
@@ -997,17 +1003,9 @@ static void verbs_broadcast_error(struct pride_tp *tp, uint64_t seq, int status,
     int st = pride_ctx_status(tp->ctx);
     if (!st)
         st = status;
-    /* The callers are giving up: drop every reference to their buffers. The
-       registrations go first, so a peer's write still on its way cannot land. */
-    for (uint32_t i = 0; i < tp->nrdv; i++) {
-        struct verbs_rdv *r = &tp->rdv[i];
-        if (!r->used)
-            continue;
-        if (r->x && !r->x->complete)
-            complete(r->x, st);
-        rdv_free(tp, r);
-    }
-    verbs_mr_revoke(&tp->mrs);
+    for (uint32_t i = 0; i < tp->nrdv; i++)
+        if (tp->rdv[i].used && !tp->rdv[i].x->complete)
+            complete(tp->rdv[i].x, st);
     for (int j = 0; j < tp->nranks; j++) {
         struct verbs_peer *p = &tp->peers[j];
         for (struct pride_xfer *x = p->posted_head; x; x = x->next)
@@ -1034,17 +1032,22 @@ static void verbs_broadcast_error(struct pride_tp *tp, uint64_t seq, int status,
                                    .len = rl}};
     if (m)
         w.hdr.meta = *m;
+    /* also to a peer whose frame was refused: its queue pair still works */
     for (int j = 0; j < tp->nranks; j++) {
         struct verbs_peer *p = &tp->peers[j];
-        if (p->connected && !p->dead && can_send(p, 0))
+        if (p->connected && can_send(p, 0))
             send_msg(tp, p, &w, reason, rl);
     }
-    drain_sends(tp, pride_now_ns() + INT64_C(200000000));
-    /* Then the queue pairs: the peers see DISCONNECTED, nothing more comes in. */
+    drain_sends(tp, pride_now_ns() + INT64_C(200000000), 0);
+    verbs_mr_revoke(&tp->mrs);
+    for (uint32_t i = 0; i < tp->nrdv; i++)
+        if (tp->rdv[i].used)
+            rdv_free(tp, &tp->rdv[i]);
     for (int j = 0; j < tp->nranks; j++) {
         struct verbs_peer *p = &tp->peers[j];
-        if (p->connected && !p->dead) {
-            tp->api->disconnect(p->id);
+        if (p->connected) {
+            tp->api->disconnect(p->id); /* the peer sees DISCONNECTED */
+            p->connected = 0;
             p->dead = 1;
         }
     }
@@ -1059,11 +1062,11 @@ static void verbs_close(struct pride_tp *tp)
     const struct verbs_api *api = tp->api;
     pthread_mutex_lock(&tp->mu);
     if (!tp->detached && tp->cq)
-        drain_sends(tp, pride_deadline_ns(tp->ctx->timeout_ms));
+        drain_sends(tp, pride_deadline_ns(tp->ctx->timeout_ms), 1);
     for (int j = 0; tp->peers && j < tp->nranks; j++) {
         struct verbs_peer *p = &tp->peers[j];
         if (p->id) {
-            if (p->connected && !p->dead && !tp->detached)
+            if (p->connected && !p->dead)
                 api->disconnect(p->id);
             if (p->id->qp)
                 api->destroy_qp(p->id);

@@ -222,6 +222,7 @@ struct vm_conn {
     struct vm_cmid *id;     /* NULL until a passive connection's REQ arrived */
     struct vm_cmid *listen; /* passive: the listener it came in on */
     int closed;             /* no more traffic either way */
+    int wdead;              /* writing failed: the peer is gone, its last words are read */
     int blocked;            /* the last write would have blocked */
     struct vm_ctl *ctl_head, *ctl_tail;
     /* a built data packet the socket has not taken yet */

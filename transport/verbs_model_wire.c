@@ -493,7 +493,7 @@ static void vm_conn_read(struct vm_conn *c)
 /* Returns 1 if the connection has more to send right away. */
 static int vm_conn_write(struct vm_conn *c)
 {
-    if (c->closed)
+    if (c->closed || c->wdead)
         return 0;
     c->blocked = 0;
     int r = vm_write_ctl(c);
@@ -503,11 +503,14 @@ static int vm_conn_write(struct vm_conn *c)
     }
     if (r == 0)
         r = vm_write_data(c);
-    if (r == 2) {
-        vm_conn_eof(c);
+    if (r == 2 && !c->closed) {
+        /* The peer is gone, but what it sent before may still wait to be read (a
+           NAK, a DREQ): the read side reports the end once it has taken all that. */
+        c->wdead = 1;
+        c->blocked = 0;
         return 0;
     }
-    return r;
+    return r == 1;
 }
 
 static void vm_accept_all(struct vm_cmid *l)
