@@ -553,70 +553,69 @@ static void repost(struct pride_tp *tp, struct verbs_peer *p, uint32_t idx)
         tp_fail(tp, PRIDE_ERR_TRANSPORT, "ibv_post_recv for rank %d: %s", p->rank, strerror(e));
 }
 
-/* A message (or a write's immediate) arrived in receive buffer idx. */
+/* Check and act on a message in receive buffer idx. */
+static void on_message(struct pride_tp *tp, struct verbs_peer *p, uint32_t idx,
+                       uint32_t byte_len)
+{
+    const struct verbs_wire *w = (const void *)(p->rbuf + (size_t)idx * VERBS_BUF_SIZE);
+    const char *data = (const char *)(w + 1);
+    char why[200];
+    if (byte_len < sizeof *w || w->magic != VERBS_MAGIC) {
+        peer_garbage(tp, p, "a message without a pride header");
+        return;
+    }
+    if (p->credits + w->credits > VERBS_DEPTH) {
+        peer_garbage(tp, p, "more credits than receive buffers");
+        return;
+    }
+    p->credits += w->credits;
+    size_t body = byte_len - sizeof *w;
+    int framed = w->type == VERBS_MSG_EAGER || w->type == VERBS_MSG_RTS ||
+                 w->type == VERBS_MSG_ERROR;
+    if (framed && pride_frame_check(&w->hdr, why, sizeof why) != PRIDE_OK) {
+        peer_garbage(tp, p, why);
+        return;
+    }
+    switch (w->type) {
+    case VERBS_MSG_EAGER:
+        if (w->hdr.kind != PRIDE_FRAME_DATA || w->hdr.len != body)
+            peer_garbage(tp, p, "an eager frame whose length disagrees with its header");
+        else
+            deliver_eager(tp, p, &w->hdr, data);
+        return;
+    case VERBS_MSG_RTS:
+        if (w->hdr.kind != PRIDE_FRAME_DATA || w->hdr.len <= VERBS_EAGER_MAX || body)
+            peer_garbage(tp, p, "a request-to-send for a message that fits a buffer");
+        else
+            on_rts(tp, p, &w->hdr, w->cookie);
+        return;
+    case VERBS_MSG_CTS:
+        on_cts(tp, p, w);
+        return;
+    case VERBS_MSG_CREDIT:
+        return;
+    case VERBS_MSG_ERROR:
+        if (w->hdr.kind != PRIDE_FRAME_ERROR || w->hdr.len != body)
+            peer_garbage(tp, p, "an error frame whose length disagrees with its header");
+        else
+            on_error_frame(tp, p, &w->hdr, data);
+        return;
+    default:
+        snprintf(why, sizeof why, "unknown message type %u", (unsigned)w->type);
+        peer_garbage(tp, p, why);
+        return;
+    }
+}
+
+/* A message, or the immediate of a rendezvous's last write, arrived in receive
+   buffer idx: act on it and give the buffer back to the peer. */
 static void on_recv(struct pride_tp *tp, struct verbs_peer *p, uint32_t idx,
                     const struct ibv_wc *wc)
 {
     if (wc->opcode == IBV_WC_RECV_RDMA_WITH_IMM)
         on_write_landed(tp, p, ntohl(wc->imm_data), wc->byte_len);
-    else if (wc->byte_len < sizeof(struct verbs_wire)) {
-        peer_garbage(tp, p, "a message shorter than its header");
-    } else {
-        const struct verbs_wire *w = (const void *)(p->rbuf + (size_t)idx * VERBS_BUF_SIZE);
-        const char *data = (const char *)(w + 1);
-        char why[200];
-        size_t body = wc->byte_len - sizeof *w;
-        int hdr_ok = w->type == VERBS_MSG_EAGER || w->type == VERBS_MSG_RTS ||
-                     w->type == VERBS_MSG_ERROR
-                         ? pride_frame_check(&w->hdr, why, sizeof why) == PRIDE_OK
-                         : 1;
-        if (w->magic != VERBS_MAGIC) {
-            peer_garbage(tp, p, "bad magic");
-            return;
-        }
-        if (p->credits + w->credits > VERBS_DEPTH) {
-            peer_garbage(tp, p, "more credits than receive buffers");
-            return;
-        }
-        p->credits += w->credits;
-        if (!hdr_ok) {
-            peer_garbage(tp, p, why);
-            return;
-        }
-        switch (w->type) {
-        case VERBS_MSG_EAGER:
-            if (w->hdr.kind != PRIDE_FRAME_DATA || w->hdr.len != body ||
-                w->hdr.len > VERBS_EAGER_MAX) {
-                peer_garbage(tp, p, "an eager frame whose length disagrees with its header");
-                return;
-            }
-            deliver_eager(tp, p, &w->hdr, data);
-            break;
-        case VERBS_MSG_RTS:
-            if (w->hdr.kind != PRIDE_FRAME_DATA || w->hdr.len <= VERBS_EAGER_MAX || body) {
-                peer_garbage(tp, p, "a request-to-send for a message that fits a buffer");
-                return;
-            }
-            on_rts(tp, p, &w->hdr, w->cookie);
-            break;
-        case VERBS_MSG_CTS:
-            on_cts(tp, p, w);
-            break;
-        case VERBS_MSG_CREDIT:
-            break;
-        case VERBS_MSG_ERROR:
-            if (w->hdr.kind != PRIDE_FRAME_ERROR || w->hdr.len != body) {
-                peer_garbage(tp, p, "an error frame whose length disagrees with its header");
-                return;
-            }
-            on_error_frame(tp, p, &w->hdr, data);
-            break;
-        default:
-            snprintf(why, sizeof why, "unknown message type %u", (unsigned)w->type);
-            peer_garbage(tp, p, why);
-            return;
-        }
-    }
+    else
+        on_message(tp, p, idx, wc->byte_len);
     if (p->dead)
         return;
     repost(tp, p, idx);
@@ -639,6 +638,12 @@ static void on_wc_error(struct pride_tp *tp, struct verbs_peer *p, int kind, uin
         snprintf(what, sizeof what, "stopped answering on its queue pair (%s)", ss);
         peer_lost(tp, p, what);
         return;
+    case IBV_WC_LOC_LEN_ERR:
+        if (kind != VERBS_WR_RECV)
+            break;
+        snprintf(what, sizeof what, "a message longer than a receive buffer (%s)", ss);
+        peer_garbage(tp, p, what);
+        return;
     case IBV_WC_REM_ACCESS_ERR:
     case IBV_WC_REM_INV_REQ_ERR:
     case IBV_WC_REM_OP_ERR: {
@@ -656,11 +661,11 @@ static void on_wc_error(struct pride_tp *tp, struct verbs_peer *p, int kind, uin
         return;
     }
     default:
-        p->dead = 1;
-        tp_fail(tp, PRIDE_ERR_TRANSPORT, "a work request %s rank %d failed on this NIC (%s)",
-                kind == VERBS_WR_RECV ? "from" : "to", p->rank, ss);
-        return;
+        break;
     }
+    p->dead = 1;
+    tp_fail(tp, PRIDE_ERR_TRANSPORT, "a work request %s rank %d failed on this NIC (%s)",
+            kind == VERBS_WR_RECV ? "from" : "to", p->rank, ss);
 }
 
 static void on_wc(struct pride_tp *tp, const struct ibv_wc *wc)

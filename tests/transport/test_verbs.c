@@ -3,8 +3,8 @@
  * calls (PRIDE_VERBS_MODEL: no RDMA device exists here): every pair at sizes from 0 B
  * through the eager limit and the first rendezvous size to 16 MiB, tags matched out
  * of order (eager frames and rendezvous requests that come before their receive),
- * a burst of small messages that runs the credits dry, mismatched lengths, a
- * deadline, an abort, a peer killed, a queue pair forced into the error state in
+ * a burst of small messages that runs the credits dry, mismatched lengths, junk
+ * where a message header should be, a deadline, an abort, a peer killed, a queue pair forced into the error state in
  * the middle of a transfer, an rkey the responder refuses; and, on the real
  * libraries, the sentence a host without an RDMA device gets.
  */
@@ -281,6 +281,47 @@ static void test_mismatch(void **state)
     assert_int_equal(harness_run(2, mismatch, &eager, &verbs_opts), 0);
     assert_int_equal(harness_run(2, mismatch, &rdv, &verbs_opts), 0);
     assert_int_equal(harness_run(2, meta_mismatch, NULL, &verbs_opts), 0);
+}
+
+/* Rank 1 sends junk straight on its queue pair to rank 0, where a message header
+   should be: rank 0 fails with PEER, calling it malformed. */
+static int garbage_message(pride_context_t *ctx, int rank, int n, void *arg)
+{
+    (void)n;
+    (void)arg;
+    if (rank == 1) {
+        static char junk[100];
+        memset(junk, 0x5a, sizeof junk);
+        struct pride_tp *tp = ctx->tp;
+        pthread_mutex_lock(&tp->mu);
+        struct ibv_mr *mr = tp->api->reg_mr(tp->pd, junk, sizeof junk, 0);
+        HCHECK(mr);
+        struct ibv_sge sge = {(uintptr_t)junk, sizeof junk, mr->lkey};
+        /* a write-kind id the backend does not know: it only counts the completion */
+        struct ibv_send_wr wr = {.wr_id = (uint64_t)VERBS_WR_WRITE << 56 | 0xffffu,
+                                 .sg_list = &sge, .num_sge = 1, .opcode = IBV_WR_SEND,
+                                 .send_flags = IBV_SEND_SIGNALED},
+                           *bad;
+        tp->peers[0].sq_used++;
+        HCHECK(tp->api->post_send(tp->peers[0].qp, &wr, &bad) == 0);
+        pthread_mutex_unlock(&tp->mu);
+        nap_ms(300);
+        pthread_mutex_lock(&tp->mu);
+        tp->api->dereg_mr(mr);
+        pthread_mutex_unlock(&tp->mu);
+        return 0;
+    }
+    char buf[16];
+    int st = p2p(ctx, 1, 0, 0, buf, sizeof buf, 1);
+    HCHECK(st == PRIDE_ERR_PEER);
+    HCHECK(strstr(pride_last_error(ctx), "rank 1 sent a malformed message") != NULL);
+    return 0;
+}
+
+static void test_garbage_message(void **state)
+{
+    (void)state;
+    assert_int_equal(harness_run(2, garbage_message, NULL, &verbs_opts), 0);
 }
 
 /* ---- waiting ---- */
@@ -579,6 +620,7 @@ int main(void)
         cmocka_unit_test(test_out_of_order_tags),
         cmocka_unit_test(test_credit_storm),
         cmocka_unit_test(test_mismatch),
+        cmocka_unit_test(test_garbage_message),
         cmocka_unit_test(test_abort_and_timeout),
         cmocka_unit_test(test_peer_killed),
         cmocka_unit_test(test_qp_error_mid_transfer),
