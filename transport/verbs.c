@@ -762,6 +762,14 @@ static int progress(struct pride_tp *tp)
         }
     }
     cm_drain(tp);
+    for (int j = 0; j < tp->nranks; j++) {
+        struct verbs_peer *p = &tp->peers[j];
+        if (p->left_early) {
+            p->left_early = 0;
+            tp->events++;
+            peer_lost(tp, p, "disconnected");
+        }
+    }
     return tp->events != before;
 }
 
@@ -1205,6 +1213,7 @@ static int verbs_open(pride_context_t *ctx, struct pride_tp **out)
     *out = tp;
     return PRIDE_OK;
 fail:
+    tp->detached = 1; /* nothing to drain, and the sentence above is the one to keep */
     verbs_close(tp);
     return st;
 }

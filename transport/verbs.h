@@ -129,6 +129,7 @@ struct verbs_peer {
     struct rdma_cm_id *id;
     struct ibv_qp *qp;
     int connected, dead;
+    int left_early; /* DISCONNECTED came during start-up: handled by the first progress */
     int credits;   /* messages this rank may still send to the peer */
     int to_return; /* buffers reposted for the peer, not yet reported */
     int sq_used;   /* work requests outstanding on the QP */

@@ -374,14 +374,23 @@ static int on_cm_event(struct pride_tp *tp, struct rdma_cm_event *e, int *establ
         p->connected = 1;
         (*established)++;
         return PRIDE_OK;
+    case RDMA_CM_EVENT_DISCONNECTED:
+        if (!p->connected)
+            break;
+        /* A rank that finished start-up may already have run, failed and left: what
+           it sent (an ERROR frame, say) waits in the CQ, for the first wait to read
+           before it notices the departure, as it would after start-up. */
+        p->left_early = 1;
+        return PRIDE_OK;
     case RDMA_CM_EVENT_REJECTED:
         return pride_error(ctx, PRIDE_ERR_PEER, "rank %d rejected the connection (%s, status "
                            "%d: not listening, or not of this job)", p->rank,
                            api->event_str(e->event), e->status);
     default:
-        return pride_error(ctx, PRIDE_ERR_PEER, "connecting rank %d failed: %s (status %d)",
-                           p->rank, api->event_str(e->event), e->status);
+        break;
     }
+    return pride_error(ctx, PRIDE_ERR_PEER, "connecting rank %d failed: %s (status %d)", p->rank,
+                       api->event_str(e->event), e->status);
 }
 
 int verbs_connect_all(struct pride_tp *tp)
