@@ -53,6 +53,14 @@ static void peer_mark_dead(struct pride_tp *tp, struct tcp_peer *p)
     epoll_ctl(tp->epfd, EPOLL_CTL_DEL, p->fd, NULL);
 }
 
+/* Stop reading a peer whose frame belongs to another collective (its payload is never
+   consumed); it can still be told why, so broadcast_error writes to it. */
+static void peer_refuse(struct pride_tp *tp, struct tcp_peer *p)
+{
+    peer_mark_dead(tp, p);
+    p->refused = 1;
+}
+
 static void peer_lost(struct pride_tp *tp, struct tcp_peer *p, const char *what)
 {
     int mid = p->rstate == TCP_R_PAYLOAD || p->rhdr_got > 0;
@@ -209,7 +217,7 @@ static void frame_start(struct pride_tp *tp, struct tcp_peer *p)
     if (x) {
         if (match_check(tp, p->rank, x, h) != PRIDE_OK) {
             complete(x, PRIDE_ERR_MISMATCH);
-            peer_mark_dead(tp, p);
+            peer_refuse(tp, p);
             return;
         }
         p->rx = x;
@@ -218,7 +226,7 @@ static void frame_start(struct pride_tp *tp, struct tcp_peer *p)
     }
     const struct pride_meta *m = seq_meta(tp, h->seq);
     if (m && meta_check(tp, p->rank, m, h) != PRIDE_OK) {
-        peer_mark_dead(tp, p);
+        peer_refuse(tp, p);
         return;
     }
     struct tcp_unexp *u = calloc(1, sizeof *u);
@@ -274,7 +282,7 @@ static void frame_done(struct pride_tp *tp, struct tcp_peer *p)
     /* its collective may have started while it was arriving */
     const struct pride_meta *m = seq_meta(tp, u->hdr.seq);
     if (m && meta_check(tp, p->rank, m, &u->hdr) != PRIDE_OK)
-        peer_mark_dead(tp, p);
+        peer_refuse(tp, p);
     ux_append(p, u);
 }
 
@@ -666,18 +674,24 @@ static void tcp_broadcast_error(struct pride_tp *tp, uint64_t seq, int status, c
             p->rx = NULL;
             p->rdst = NULL;
         }
-        int midframe = p->sq_head && p->sq_head->off > 0;
+        /* A frame cut in the middle would leave the peer with a lost connection
+           instead of the reason: finish it first (its caller is still in coll_end,
+           so the buffer is alive). */
+        struct pride_xfer *partial = p->sq_head && p->sq_head->off > 0 ? p->sq_head : NULL;
         for (struct pride_xfer *x = p->sq_head, *nx; x; x = nx) {
             nx = x->next;
             complete(x, st);
         }
         p->sq_head = p->sq_tail = NULL;
-        if (p->fd < 0 || p->dead)
+        if (p->fd < 0 || (p->dead && !p->refused))
             continue;
-        if (midframe)
-            shutdown(p->fd, SHUT_RDWR); /* cannot cut in mid-frame: the peer sees EOF */
-        else
-            write_small(p->fd, &h, sizeof h, reason, rl);
+        if (partial) {
+            size_t hl = sizeof partial->hdr, hoff = partial->off < hl ? partial->off : hl;
+            size_t poff = partial->off - hoff;
+            write_small(p->fd, (char *)&partial->hdr + hoff, hl - hoff, (char *)partial->buf + poff,
+                        partial->len - poff);
+        }
+        write_small(p->fd, &h, sizeof h, reason, rl);
     }
     pthread_cond_broadcast(&tp->cv);
     pthread_mutex_unlock(&tp->mu);
