@@ -292,6 +292,19 @@ static void mlp_init(struct mlp *m, long width, long depth, size_t rows, uint64_
 }
 
 /* Eight floats in one value; aligned(4) and may_alias let it point into float arrays. */
+static void mlp_free(struct mlp *m)
+{
+    for (int l = 0; l <= m->nl; l++)
+        free(m->act[l]);
+    for (int l = 0; l < m->nl; l++)
+        free(m->dz[l]);
+    free(m->act);
+    free(m->dz);
+    free(m->wt);
+    free(m->p);
+    free(m->grad);
+}
+
 typedef float v8 __attribute__((vector_size(32), aligned(4), may_alias));
 
 /* C[M x N] += A' B with A'[i][k] = A[i * ai + k * ak] (A or its transpose, by strides)
@@ -598,10 +611,15 @@ int main(int argc, char **argv)
         die("writing %s failed: %s", o.csv, strerror(errno));
     pride_optim_destroy(opt);
     pride_finalize(ctx);
+    mlp_free(&m);
     free(perm);
     free(idx);
     free(labels);
     free(tensors);
     free(names);
+    free(train.images);
+    free(train.labels);
+    free(test.images);
+    free(test.labels);
     return 0;
 }
