@@ -6,6 +6,10 @@
  * through a staging buffer so a header and its payload cost one recv, large payloads
  * straight into the user's buffer.
  *
+ * With PRIDE_CHECKSUM=crc32c a DATA frame's header carries its own CRC32C, checked
+ * before any field is trusted, and a trailer carries the payload's, checked before
+ * the receive completes: a corrupted frame fails the context, it is never delivered.
+ *
  * All socket I/O runs under one mutex, by whichever thread is waiting (one polls in
  * epoll_wait, the others sleep on a condition variable): the collectives' threads
  * drive progress themselves, and nothing spins.
@@ -22,6 +26,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "crc32c.h"
 #include "tcp.h"
 
 #define WAKE_ID UINT32_MAX
@@ -194,6 +199,22 @@ static void frame_start(struct pride_tp *tp, struct tcp_peer *p)
     p->rdst = NULL;
     p->rgot = 0;
     p->rlen = 0;
+    p->rcrc = 0;
+    if (h->kind == PRIDE_FRAME_DATA && (tp->ctx->checksum || (h->flags & PRIDE_FRAME_F_CRC32C))) {
+        struct pride_frame_hdr z = *h;
+        z.status = 0;
+        const char *bad = !(h->flags & PRIDE_FRAME_F_CRC32C)
+                              ? "sent a frame without a checksum (set PRIDE_CHECKSUM=crc32c on "
+                                "every rank; or the frame was corrupted)"
+                          : crc32c(0, &z, sizeof z) != (uint32_t)h->status
+                              ? "sent a frame header that was corrupted on the way"
+                              : NULL;
+        if (bad) {
+            peer_mark_dead(tp, p);
+            tp_fail(tp, PRIDE_ERR_PEER, "checksum mismatch from rank %d: it %s", p->rank, bad);
+            return;
+        }
+    }
     if (pride_frame_check(h, why, sizeof why) != PRIDE_OK) {
         peer_mark_dead(tp, p);
         tp_fail(tp, PRIDE_ERR_PEER, "rank %d sent a malformed frame: %s", p->rank, why);
@@ -278,6 +299,55 @@ static void frame_done(struct pride_tp *tp, struct tcp_peer *p)
     ux_append(p, u);
 }
 
+/* The payload's trailer is in: does the payload match it? */
+static int payload_crc_ok(struct pride_tp *tp, struct tcp_peer *p)
+{
+    uint32_t want = (uint32_t)p->rtrail[0] | (uint32_t)p->rtrail[1] << 8 |
+                    (uint32_t)p->rtrail[2] << 16 | (uint32_t)p->rtrail[3] << 24;
+    if (want == p->rcrc)
+        return 1;
+    const struct pride_frame_hdr *h = &p->rhdr;
+    if (p->rx) {
+        complete(p->rx, PRIDE_ERR_PEER);
+        p->rx = NULL;
+    }
+    if (p->rux) {
+        free(p->rux->data);
+        free(p->rux);
+        p->rux = NULL;
+    }
+    p->rstate = TCP_R_HDR;
+    p->rhdr_got = 0;
+    char m[160];
+    pride_meta_describe(&h->meta, m, sizeof m);
+    tp_fail(tp, PRIDE_ERR_PEER,
+            "checksum mismatch from rank %d: the payload of %s #%llu (message %u, %llu bytes) "
+            "was corrupted on the way",
+            p->rank, m, (unsigned long long)h->seq, (unsigned)h->tag, (unsigned long long)h->len);
+    return 0;
+}
+
+/* The whole payload is in: a checksummed frame still has its trailer to come. */
+static void payload_done(struct pride_tp *tp, struct tcp_peer *p)
+{
+    if (p->rhdr.flags & PRIDE_FRAME_F_CRC32C) {
+        p->rstate = TCP_R_TRAILER;
+        p->rtrail_got = 0;
+        return;
+    }
+    frame_done(tp, p);
+}
+
+/* n more payload bytes came, from src (already copied to where they belong). */
+static void payload_in(struct pride_tp *tp, struct tcp_peer *p, const char *src, size_t n)
+{
+    if (p->rhdr.flags & PRIDE_FRAME_F_CRC32C)
+        p->rcrc = crc32c(p->rcrc, src, n);
+    p->rgot += n;
+    if (p->rgot == p->rlen)
+        payload_done(tp, p);
+}
+
 /* Consume bytes from the staging buffer into headers and payloads. */
 static void stage_consume(struct pride_tp *tp, struct tcp_peer *p)
 {
@@ -293,18 +363,25 @@ static void stage_consume(struct pride_tp *tp, struct tcp_peer *p)
             p->stage_off += n;
             if (p->rhdr_got == sizeof p->rhdr) {
                 frame_start(tp, p);
-                if (!p->dead && p->rlen == 0)
-                    frame_done(tp, p);
+                if (!p->dead && p->rstate == TCP_R_PAYLOAD && p->rlen == 0)
+                    payload_done(tp, p);
             }
-        } else {
+        } else if (p->rstate == TCP_R_PAYLOAD) {
             size_t n = p->rlen - p->rgot;
             if (n > avail)
                 n = avail;
             if (p->rdst)
                 memcpy(p->rdst + p->rgot, src, n);
-            p->rgot += n;
             p->stage_off += n;
-            if (p->rgot == p->rlen)
+            payload_in(tp, p, src, n);
+        } else {
+            size_t n = sizeof p->rtrail - p->rtrail_got;
+            if (n > avail)
+                n = avail;
+            memcpy(p->rtrail + p->rtrail_got, src, n);
+            p->rtrail_got += n;
+            p->stage_off += n;
+            if (p->rtrail_got == sizeof p->rtrail && payload_crc_ok(tp, p))
                 frame_done(tp, p);
         }
     }
@@ -318,15 +395,13 @@ static void peer_read(struct pride_tp *tp, struct tcp_peer *p)
         ssize_t n;
         if (p->rstate == TCP_R_PAYLOAD && p->rdst && p->stage_len == 0 &&
             p->rlen - p->rgot >= TCP_STAGE_SIZE / 2) {
-            n = recv(p->fd, p->rdst + p->rgot, p->rlen - p->rgot, 0);
+            n = tp->sys.recv(tp->sys.user, p->fd, p->rdst + p->rgot, p->rlen - p->rgot, 0);
             if (n > 0) {
-                p->rgot += (size_t)n;
-                if (p->rgot == p->rlen)
-                    frame_done(tp, p);
+                payload_in(tp, p, p->rdst + p->rgot, (size_t)n);
                 continue;
             }
         } else {
-            n = recv(p->fd, p->stage, TCP_STAGE_SIZE, 0);
+            n = tp->sys.recv(tp->sys.user, p->fd, p->stage, TCP_STAGE_SIZE, 0);
             if (n > 0) {
                 p->stage_off = 0;
                 p->stage_len = (size_t)n;
@@ -366,7 +441,13 @@ static void peer_write(struct pride_tp *tp, struct tcp_peer *p)
     while (p->sq_head && !p->dead) {
         struct pride_xfer *x = p->sq_head;
         const size_t hl = sizeof x->hdr;
-        struct iovec iov[2];
+        const size_t tl = x->hdr.flags & PRIDE_FRAME_F_CRC32C ? sizeof p->wtrail : 0;
+        if (tl && x->off == 0) {
+            uint32_t c = crc32c(0, x->buf, x->len);
+            for (int i = 0; i < 4; i++)
+                p->wtrail[i] = (uint8_t)(c >> (8 * i));
+        }
+        struct iovec iov[3];
         int n_iov = 0;
         if (x->off < hl) {
             iov[n_iov].iov_base = (char *)&x->hdr + x->off;
@@ -377,8 +458,13 @@ static void peer_write(struct pride_tp *tp, struct tcp_peer *p)
             iov[n_iov].iov_base = (char *)x->buf + poff;
             iov[n_iov++].iov_len = x->len - poff;
         }
+        size_t toff = x->off > hl + x->len ? x->off - hl - x->len : 0;
+        if (tl > toff) {
+            iov[n_iov].iov_base = p->wtrail + toff;
+            iov[n_iov++].iov_len = tl - toff;
+        }
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n_iov};
-        ssize_t n = n_iov ? sendmsg(p->fd, &mh, MSG_NOSIGNAL) : 0;
+        ssize_t n = n_iov ? tp->sys.sendmsg(tp->sys.user, p->fd, &mh, MSG_NOSIGNAL) : 0;
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -392,7 +478,7 @@ static void peer_write(struct pride_tp *tp, struct tcp_peer *p)
             return;
         }
         x->off += (size_t)n;
-        if (x->off < hl + x->len)
+        if (x->off < hl + x->len + tl)
             continue;
         p->sq_head = x->next;
         if (!p->sq_head)
@@ -439,6 +525,10 @@ static int tcp_isend(struct pride_tp *tp, struct pride_xfer *x)
                                       .seq = x->seq,
                                       .meta = x->meta,
                                       .len = x->len};
+    if (tp->ctx->checksum && x->peer != tp->rank) {
+        x->hdr.flags = PRIDE_FRAME_F_CRC32C;
+        x->hdr.status = (int32_t)crc32c(0, &x->hdr, sizeof x->hdr);
+    }
     struct tcp_peer *p = &tp->peers[x->peer];
     if (x->peer == tp->rank) { /* to itself: hand over in memory */
         struct pride_xfer *r = posted_take(p, x->seq, x->tag);
@@ -685,6 +775,18 @@ static void tcp_broadcast_error(struct pride_tp *tp, uint64_t seq, int status, c
 
 /* ---- open / close ---- */
 
+static ssize_t sys_sendmsg(void *user, int fd, const struct msghdr *m, int flags)
+{
+    (void)user;
+    return sendmsg(fd, m, flags);
+}
+
+static ssize_t sys_recv(void *user, int fd, void *buf, size_t len, int flags)
+{
+    (void)user;
+    return recv(fd, buf, len, flags);
+}
+
 static void tcp_close(struct pride_tp *tp)
 {
     if (!tp)
@@ -725,6 +827,7 @@ static int tcp_open(pride_context_t *ctx, struct pride_tp **out)
     tp->rank = ctx->rank;
     tp->nranks = ctx->nranks;
     tp->epfd = tp->wakefd = -1;
+    tp->sys = (struct tcp_sys){.sendmsg = sys_sendmsg, .recv = sys_recv};
     pthread_mutex_init(&tp->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
