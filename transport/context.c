@@ -30,6 +30,7 @@ const struct pride_tp_ops *pride_tp_find(const char *name)
 {
     static const struct pride_tp_ops *const all[] = {
         &pride_tcp_ops,
+        &pride_faulty_ops,
     };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (!strcmp(all[i]->name, name))
