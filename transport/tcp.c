@@ -58,7 +58,8 @@ static void peer_mark_dead(struct pride_tp *tp, struct tcp_peer *p)
     epoll_ctl(tp->epfd, EPOLL_CTL_DEL, p->fd, NULL);
 }
 
-static void peer_lost(struct pride_tp *tp, struct tcp_peer *p, const char *what)
+/* writing: the failure came from a send (it names the send, not a receive) */
+static void peer_lost(struct pride_tp *tp, struct tcp_peer *p, const char *what, int writing)
 {
     int mid = p->rstate == TCP_R_PAYLOAD || p->rhdr_got > 0;
     peer_mark_dead(tp, p);
@@ -66,12 +67,19 @@ static void peer_lost(struct pride_tp *tp, struct tcp_peer *p, const char *what)
        only a later post to or from it fails. */
     if (tp->detached || (!mid && !p->posted_head && !p->sq_head))
         return;
-    char desc[160] = "";
+    char desc[200] = "", m[128];
+    const struct pride_xfer *w = writing && p->sq_head ? p->sq_head
+                                 : p->posted_head      ? p->posted_head
+                                                       : p->sq_head;
     if (mid) {
-        char m[128];
         pride_meta_describe(&p->rhdr.meta, m, sizeof m);
         snprintf(desc, sizeof desc, " in the middle of a frame of %s #%llu", m,
                  (unsigned long long)p->rhdr.seq);
+    } else {
+        pride_meta_describe(&w->meta, m, sizeof m);
+        snprintf(desc, sizeof desc, " while this rank was %s message %u of %s #%llu",
+                 w->is_send ? "sending" : "waiting for", (unsigned)w->tag, m,
+                 (unsigned long long)w->seq);
     }
     tp_fail(tp, PRIDE_ERR_PEER, "rank %d %s%s (did it die or call pride_finalize early?)", p->rank,
             what, desc);
@@ -106,6 +114,7 @@ static int seq_note(struct pride_tp *tp, const struct pride_xfer *x)
     s->valid = 1;
     s->seq = x->seq;
     s->meta = x->meta;
+    tp->last_seq = x->seq;
     for (int j = 0; j < tp->nranks; j++)
         for (struct tcp_unexp *u = tp->peers[j].ux_head; u; u = u->next)
             if (u->hdr.seq == x->seq && meta_check(tp, j, &x->meta, &u->hdr) != PRIDE_OK)
@@ -410,7 +419,7 @@ static void peer_read(struct pride_tp *tp, struct tcp_peer *p)
             }
         }
         if (n == 0) {
-            peer_lost(tp, p, "closed the connection");
+            peer_lost(tp, p, "closed the connection", 0);
             return;
         }
         if (errno == EINTR)
@@ -419,7 +428,7 @@ static void peer_read(struct pride_tp *tp, struct tcp_peer *p)
             return;
         char what[128];
         snprintf(what, sizeof what, "connection failed (%s)", strerror(errno));
-        peer_lost(tp, p, what);
+        peer_lost(tp, p, what, 0);
         return;
     }
 }
@@ -474,7 +483,8 @@ static void peer_write(struct pride_tp *tp, struct tcp_peer *p)
             }
             char what[128];
             snprintf(what, sizeof what, "could not be sent to (%s)", strerror(errno));
-            peer_lost(tp, p, what);
+            peer_read(tp, p); /* it may have said why it went: that comes first */
+            peer_lost(tp, p, what, 1);
             return;
         }
         x->off += (size_t)n;
@@ -491,6 +501,8 @@ static void peer_write(struct pride_tp *tp, struct tcp_peer *p)
     }
     want_out(tp, p, 0);
 }
+
+static void tell_if_failed(struct pride_tp *tp);
 
 /* ---- posting ---- */
 
@@ -557,8 +569,10 @@ static int tcp_isend(struct pride_tp *tp, struct pride_xfer *x)
         goto out;
     }
     if (p->dead) {
-        st = tp_fail(tp, PRIDE_ERR_PEER, "cannot send to rank %d: its connection is gone",
-                     x->peer);
+        char m[128];
+        pride_meta_describe(&x->meta, m, sizeof m);
+        st = tp_fail(tp, PRIDE_ERR_PEER, "%s #%llu cannot send to rank %d: its connection is gone",
+                     m, (unsigned long long)x->seq, x->peer);
         complete(x, st);
         goto out;
     }
@@ -570,6 +584,7 @@ static int tcp_isend(struct pride_tp *tp, struct pride_xfer *x)
     if (p->sq_head == x)
         peer_write(tp, p);
 out:
+    tell_if_failed(tp);
     pthread_mutex_unlock(&tp->mu);
     return st;
 }
@@ -588,8 +603,11 @@ static int tcp_irecv(struct pride_tp *tp, struct pride_xfer *x)
         goto out;
     }
     if (p->dead) {
-        st = tp_fail(tp, PRIDE_ERR_PEER, "cannot receive from rank %d: its connection is gone",
-                     x->peer);
+        char m[128];
+        pride_meta_describe(&x->meta, m, sizeof m);
+        st = tp_fail(tp, PRIDE_ERR_PEER,
+                     "%s #%llu cannot receive from rank %d: its connection is gone", m,
+                     (unsigned long long)x->seq, x->peer);
         complete(x, st);
         goto out;
     }
@@ -599,6 +617,7 @@ static int tcp_irecv(struct pride_tp *tp, struct pride_xfer *x)
         p->posted_head = x;
     p->posted_tail = x;
 out:
+    tell_if_failed(tp);
     pthread_mutex_unlock(&tp->mu);
     return st;
 }
@@ -661,6 +680,7 @@ static int tcp_wait(struct pride_tp *tp, struct pride_xfer *const *xs, int n, in
             pthread_mutex_lock(&tp->mu);
             if (k > 0)
                 progress(tp, evs, k);
+            tell_if_failed(tp);
             tp->polling = 0;
             pthread_cond_broadcast(&tp->cv);
             if (deadline == 0) {
@@ -719,13 +739,30 @@ static void write_small(int fd, const void *a, size_t alen, const void *b, size_
     }
 }
 
-static void tcp_broadcast_error(struct pride_tp *tp, uint64_t seq, int status, const char *reason)
+/* A send partly written when its caller gives up: finish the frame from the caller's
+   buffer (still valid until the collective returns) before the deadline, so that the
+   ERROR frame after it is read as a frame and the peer learns why. 1 when finished. */
+static int send_finish(struct pride_tp *tp, struct tcp_peer *p, int64_t deadline)
 {
-    pthread_mutex_lock(&tp->mu);
-    if (tp->detached) {
-        pthread_mutex_unlock(&tp->mu);
-        return;
+    for (;;) {
+        peer_write(tp, p);
+        int64_t left = deadline - pride_now_ns();
+        if (!p->sq_head || p->dead || left <= 0)
+            return !p->sq_head && !p->dead;
+        /* keep reading too: the peer may be finishing a frame to this rank */
+        struct pollfd pfd = {p->fd, POLLOUT | POLLIN, 0};
+        if (poll(&pfd, 1, (int)(left / 1000000 + 1)) == 1 && (pfd.revents & POLLIN))
+            peer_read(tp, p);
     }
+}
+
+/* Drop all posted work and tell every peer this rank failed collective seq; called
+   with tp->mu held, once. */
+static void tell_peers(struct pride_tp *tp, uint64_t seq, int status, const char *reason)
+{
+    int64_t deadline = pride_now_ns() + INT64_C(500000000);
+    if (tp->detached)
+        return;
     tp->detached = 1;
     size_t rl = strlen(reason);
     if (rl > PRIDE_FRAME_MAX_REASON)
@@ -757,6 +794,15 @@ static void tcp_broadcast_error(struct pride_tp *tp, uint64_t seq, int status, c
             p->rdst = NULL;
         }
         int midframe = p->sq_head && p->sq_head->off > 0;
+        if (midframe && !p->dead) {
+            for (struct pride_xfer *x = p->sq_head->next, *nx; x; x = nx) {
+                nx = x->next;
+                complete(x, st);
+            }
+            p->sq_head->next = NULL;
+            p->sq_tail = p->sq_head;
+            midframe = !send_finish(tp, p, deadline);
+        }
         for (struct pride_xfer *x = p->sq_head, *nx; x; x = nx) {
             nx = x->next;
             complete(x, st);
@@ -765,12 +811,34 @@ static void tcp_broadcast_error(struct pride_tp *tp, uint64_t seq, int status, c
         if (p->fd < 0 || p->dead)
             continue;
         if (midframe)
-            shutdown(p->fd, SHUT_RDWR); /* cannot cut in mid-frame: the peer sees EOF */
+            shutdown(p->fd, SHUT_RDWR); /* could not finish the frame: the peer sees EOF */
         else
             write_small(p->fd, &h, sizeof h, reason, rl);
     }
     pthread_cond_broadcast(&tp->cv);
+}
+
+static void tcp_broadcast_error(struct pride_tp *tp, uint64_t seq, int status, const char *reason)
+{
+    pthread_mutex_lock(&tp->mu);
+    tell_peers(tp, seq, status, reason);
     pthread_mutex_unlock(&tp->mu);
+}
+
+/* The context failed while this rank was making progress (a peer's ERROR frame, a
+   lost connection, a bad frame): pass it on now, called with tp->mu held where no
+   frame is half processed. A rank whose calls had all completed would otherwise
+   tell nobody, and its peers would wait for it until their deadline. */
+static void tell_if_failed(struct pride_tp *tp)
+{
+    int st = atomic_load(&tp->ctx->failed);
+    if (!st || tp->detached)
+        return;
+    char reason[PRIDE_FRAME_MAX_REASON];
+    pthread_mutex_lock(&tp->ctx->mu);
+    snprintf(reason, sizeof reason, "rank %d: %.480s", tp->rank, tp->ctx->last_error);
+    pthread_mutex_unlock(&tp->ctx->mu);
+    tell_peers(tp, tp->last_seq, st, reason);
 }
 
 /* ---- open / close ---- */
@@ -787,16 +855,52 @@ static ssize_t sys_recv(void *user, int fd, void *buf, size_t len, int flags)
     return recv(fd, buf, len, flags);
 }
 
+/* Say goodbye gracefully: shut the sending side of every connection, then read and
+   drop what peers still send until each shuts its side too (or a second passes).
+   Closing a socket with unread data makes the kernel reset the connection and throw
+   away what this rank still had queued for the peer, its last ERROR frame included. */
+static void tcp_linger(struct pride_tp *tp)
+{
+    int n = 0;
+    struct pollfd *pfd = calloc((size_t)tp->nranks, sizeof *pfd);
+    char *sink = malloc(TCP_STAGE_SIZE);
+    if (!pfd || !sink)
+        goto out;
+    for (int j = 0; j < tp->nranks; j++)
+        if (tp->peers[j].fd >= 0 && shutdown(tp->peers[j].fd, SHUT_WR) == 0)
+            pfd[n++] = (struct pollfd){tp->peers[j].fd, POLLIN, 0};
+    int64_t deadline = pride_now_ns() + INT64_C(1000000000);
+    for (int open = n; open > 0;) {
+        int64_t left = deadline - pride_now_ns();
+        if (left <= 0 || poll(pfd, (nfds_t)n, (int)(left / 1000000 + 1)) <= 0)
+            break;
+        for (int i = 0; i < n; i++) {
+            if (pfd[i].fd < 0 || !pfd[i].revents)
+                continue;
+            ssize_t r;
+            while ((r = recv(pfd[i].fd, sink, TCP_STAGE_SIZE, MSG_DONTWAIT)) > 0)
+                ;
+            if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+                pfd[i].fd = -1; /* poll skips it */
+                open--;
+            }
+        }
+    }
+out:
+    free(pfd);
+    free(sink);
+}
+
 static void tcp_close(struct pride_tp *tp)
 {
     if (!tp)
         return;
+    if (tp->peers)
+        tcp_linger(tp);
     for (int j = 0; tp->peers && j < tp->nranks; j++) {
         struct tcp_peer *p = &tp->peers[j];
-        if (p->fd >= 0) {
-            shutdown(p->fd, SHUT_WR);
+        if (p->fd >= 0)
             close(p->fd);
-        }
         for (struct tcp_unexp *u = p->ux_head, *n; u; u = n) {
             n = u->next;
             free(u->data);

@@ -79,6 +79,7 @@ struct pride_tp {
     pthread_cond_t cv;
     int polling;   /* a thread is inside epoll_wait */
     int detached;  /* failure: all posted work dropped, nothing more is accepted */
+    uint64_t last_seq; /* the latest collective this rank posted for */
     struct tcp_seqslot seqs[TCP_SEQ_SLOTS];
     struct tcp_sys sys;
 };
