@@ -3,7 +3,8 @@
  * (waiting for a slow rank 2), a stranger connects to it with junk, an HTTP request,
  * a truncated hello, an old-version hello, a hello from another job, a proof made
  * with another job's key and a replayed proof: each is dropped without an answer
- * beyond the challenge, the job then starts and exchanges data, and a stranger
+ * beyond the challenge; with a crowd of silent connections open the job then
+ * starts and exchanges data, and a stranger
  * that comes after start-up is refused by the kernel. Ranks with different keys
  * fail with PRIDE_ERR_AUTH and a sentence; oob_allgather carries rank 0's key.
  */
@@ -191,11 +192,19 @@ static int stranger(const char *store, const char *dir)
 
     HCHECK(dropped(slow, 15000));
 
+    /* a crowd of silent connections, more than the acceptor keeps, stays open while
+       the real rank 2 joins */
+    enum { CROWD = 100 };
+    int crowd[CROWD];
+    for (int i = 0; i < CROWD; i++)
+        HCHECK((crowd[i] = dial(port)) >= 0);
     char path[512];
     snprintf(path, sizeof path, "%s/strangers-done", dir);
     touch(path);
     snprintf(path, sizeof path, "%s/mesh-up", dir);
     HCHECK(wait_file(path, 60000));
+    for (int i = 0; i < CROWD; i++)
+        close(crowd[i]);
     fd = dial(port);
     HCHECK(fd < 0 && errno == ECONNREFUSED);
     return 0;
