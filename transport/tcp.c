@@ -707,10 +707,11 @@ static void tcp_wake(struct pride_tp *tp)
     pthread_cond_broadcast(&tp->cv);
 }
 
-/* Write a whole small frame on a socket with a short deadline; best effort. */
-static void write_small(int fd, const void *a, size_t alen, const void *b, size_t blen)
+/* Write a whole small frame on a socket, waiting for room until the deadline; best
+   effort. */
+static void write_small(int fd, const void *a, size_t alen, const void *b, size_t blen,
+                        int64_t deadline)
 {
-    int64_t deadline = pride_now_ns() + INT64_C(200000000);
     struct iovec iov[2] = {{(void *)a, alen}, {(void *)b, blen}};
     size_t total = alen + blen, done = 0;
     while (done < total) {
@@ -757,7 +758,7 @@ static int send_finish(struct pride_tp *tp, struct tcp_peer *p, int64_t deadline
 }
 
 /* Drop all posted work and tell every peer this rank failed collective seq; called
-   with tp->mu held, once. */
+   with tp->mu held, once. Half a second in all, however many peers are slow. */
 static void tell_peers(struct pride_tp *tp, uint64_t seq, int status, const char *reason)
 {
     int64_t deadline = pride_now_ns() + INT64_C(500000000);
@@ -813,7 +814,7 @@ static void tell_peers(struct pride_tp *tp, uint64_t seq, int status, const char
         if (midframe)
             shutdown(p->fd, SHUT_RDWR); /* could not finish the frame: the peer sees EOF */
         else
-            write_small(p->fd, &h, sizeof h, reason, rl);
+            write_small(p->fd, &h, sizeof h, reason, rl, deadline);
     }
     pthread_cond_broadcast(&tp->cv);
 }
