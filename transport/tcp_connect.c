@@ -4,7 +4,10 @@
  * it, so no two ranks wait on each other. Every connection proves that both ends
  * hold the job key before a byte of payload is read (auth.h: nonces both ways, an
  * HMAC each way). The key is PRIDE_AUTH_KEY's hash, or one rank 0 draws from the
- * kernel and passes on through the store (or oob_allgather) before the addresses.
+ * kernel and passes on through the store (or oob_allgather) before the addresses:
+ * then whoever can read the store can join, so on a shared network give every rank
+ * PRIDE_AUTH_KEY. The handshake proves who opened a connection, not what travels on
+ * it afterwards (no encryption, no per-frame MAC).
  *
  * The acceptor runs every pending handshake at once from one poll loop, so a
  * stranger that connects and says nothing, or says too little, costs a slot for a
