@@ -235,19 +235,22 @@ static int job_key(pride_context_t *ctx, uint8_t key[AUTH_KEY_LEN])
                                                   "read (another pride version?)");
         else
             memcpy(&mine, val, len);
+        if (val)
+            explicit_bzero(val, len);
         free(val);
     }
+    if (all)
+        explicit_bzero(all, (size_t)ctx->nranks * sizeof mine);
     free(all);
-    if (st)
-        return st;
-    if (!have && ctx->rank != 0 && mine.from_env)
-        return pride_error(ctx, PRIDE_ERR_AUTH,
-                           "rank 0 has PRIDE_AUTH_KEY set and this rank (%d) has not: give every "
-                           "rank the same PRIDE_AUTH_KEY",
-                           ctx->rank);
-    if (!have)
+    if (!st && !have && ctx->rank != 0 && mine.from_env)
+        st = pride_error(ctx, PRIDE_ERR_AUTH,
+                         "rank 0 has PRIDE_AUTH_KEY set and this rank (%d) has not: give every "
+                         "rank the same PRIDE_AUTH_KEY",
+                         ctx->rank);
+    if (!st && !have)
         memcpy(key, mine.key, AUTH_KEY_LEN);
-    return PRIDE_OK;
+    explicit_bzero(&mine, sizeof mine);
+    return st;
 }
 
 static int connect_peer(const struct hs *hs, int j, const struct tcp_addr_rec *mine,
@@ -580,7 +583,7 @@ int tcp_connect_all(struct pride_tp *tp)
         if (tp->peers[j].fd >= 0)
             set_nonblock(tp->peers[j].fd);
 out:
-    memset(hs.key, 0, sizeof hs.key);
+    explicit_bzero(hs.key, sizeof hs.key);
     free(all);
     if (lfd >= 0)
         close(lfd);
