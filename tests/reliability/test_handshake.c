@@ -6,7 +6,8 @@
  * beyond the challenge; with a crowd of silent connections open the job then
  * starts and exchanges data, and a stranger
  * that comes after start-up is refused by the kernel. Ranks with different keys
- * fail with PRIDE_ERR_AUTH and a sentence; oob_allgather carries rank 0's key.
+ * fail with PRIDE_ERR_AUTH and a sentence; oob_allgather and a tcp store carry rank
+ * 0's generated key.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -368,12 +369,45 @@ static void test_oob_key(void **state)
     assert_int_equal(harness_fork(3, oob_rank, NULL, NULL), 0);
 }
 
+/* Without PRIDE_AUTH_KEY, rank 0's key travels through a tcp store (rank 0 serves). */
+static int tcp_store_rank(int rank, int nranks, const char *store, void *arg)
+{
+    (void)store;
+    unsetenv("PRIDE_AUTH_KEY");
+    pride_config_t cfg = PRIDE_CONFIG_INIT;
+    cfg.rank = rank;
+    cfg.nranks = nranks;
+    cfg.store = arg;
+    cfg.timeout_ms = 20000;
+    pride_context_t *ctx;
+    HCHECK_OK(NULL, pride_init(&cfg, &ctx));
+    HCHECK(rel_check_sum(ctx, 1000, 2) == PRIDE_OK);
+    pride_finalize(ctx);
+    return 0;
+}
+
+static void test_generated_key_through_tcp_store(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sa;
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    close(fd); /* the port is free again for rank 0's store server */
+    char spec[64];
+    snprintf(spec, sizeof spec, "tcp:127.0.0.1:%d", ntohs(sa.sin_port));
+    assert_int_equal(harness_fork(3, tcp_store_rank, spec, NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strangers_in_startup),
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_oob_key),
+        cmocka_unit_test(test_generated_key_through_tcp_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
