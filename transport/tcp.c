@@ -58,6 +58,14 @@ static void peer_mark_dead(struct pride_tp *tp, struct tcp_peer *p)
     epoll_ctl(tp->epfd, EPOLL_CTL_DEL, p->fd, NULL);
 }
 
+/* Stop reading a peer whose frame belongs to another collective (its payload is never
+   consumed); it can still be told why, so broadcast_error writes to it. */
+static void peer_refuse(struct pride_tp *tp, struct tcp_peer *p)
+{
+    peer_mark_dead(tp, p);
+    p->refused = 1;
+}
+
 /* writing: the failure came from a send (it names the send, not a receive) */
 static void peer_lost(struct pride_tp *tp, struct tcp_peer *p, const char *what, int writing)
 {
@@ -239,7 +247,7 @@ static void frame_start(struct pride_tp *tp, struct tcp_peer *p)
     if (x) {
         if (match_check(tp, p->rank, x, h) != PRIDE_OK) {
             complete(x, PRIDE_ERR_MISMATCH);
-            peer_mark_dead(tp, p);
+            peer_refuse(tp, p);
             return;
         }
         p->rx = x;
@@ -248,7 +256,7 @@ static void frame_start(struct pride_tp *tp, struct tcp_peer *p)
     }
     const struct pride_meta *m = seq_meta(tp, h->seq);
     if (m && meta_check(tp, p->rank, m, h) != PRIDE_OK) {
-        peer_mark_dead(tp, p);
+        peer_refuse(tp, p);
         return;
     }
     struct tcp_unexp *u = calloc(1, sizeof *u);
@@ -304,7 +312,7 @@ static void frame_done(struct pride_tp *tp, struct tcp_peer *p)
     /* its collective may have started while it was arriving */
     const struct pride_meta *m = seq_meta(tp, u->hdr.seq);
     if (m && meta_check(tp, p->rank, m, &u->hdr) != PRIDE_OK)
-        peer_mark_dead(tp, p);
+        peer_refuse(tp, p);
     ux_append(p, u);
 }
 
@@ -447,7 +455,7 @@ static void want_out(struct pride_tp *tp, struct tcp_peer *p, int on)
 static void peer_write(struct pride_tp *tp, struct tcp_peer *p)
 {
     pride_context_t *ctx = tp->ctx;
-    while (p->sq_head && !p->dead) {
+    while (p->sq_head && (!p->dead || p->refused)) {
         struct pride_xfer *x = p->sq_head;
         const size_t hl = sizeof x->hdr;
         const size_t tl = x->hdr.flags & PRIDE_FRAME_F_CRC32C ? sizeof p->wtrail : 0;
@@ -748,11 +756,12 @@ static int send_finish(struct pride_tp *tp, struct tcp_peer *p, int64_t deadline
     for (;;) {
         peer_write(tp, p);
         int64_t left = deadline - pride_now_ns();
-        if (!p->sq_head || p->dead || left <= 0)
-            return !p->sq_head && !p->dead;
+        int gone = p->dead && !p->refused;
+        if (!p->sq_head || gone || left <= 0)
+            return !p->sq_head && !gone;
         /* keep reading too: the peer may be finishing a frame to this rank */
         struct pollfd pfd = {p->fd, POLLOUT | POLLIN, 0};
-        if (poll(&pfd, 1, (int)(left / 1000000 + 1)) == 1 && (pfd.revents & POLLIN))
+        if (poll(&pfd, 1, (int)(left / 1000000 + 1)) == 1 && (pfd.revents & POLLIN) && !p->dead)
             peer_read(tp, p);
     }
 }
@@ -794,8 +803,11 @@ static void tell_peers(struct pride_tp *tp, uint64_t seq, int status, const char
             p->rx = NULL;
             p->rdst = NULL;
         }
+        /* A frame cut in the middle would leave the peer with a lost connection
+           instead of the reason: finish it first (its caller is still in coll_end,
+           so the buffer is alive). */
         int midframe = p->sq_head && p->sq_head->off > 0;
-        if (midframe && !p->dead) {
+        if (midframe && (!p->dead || p->refused)) {
             for (struct pride_xfer *x = p->sq_head->next, *nx; x; x = nx) {
                 nx = x->next;
                 complete(x, st);
@@ -809,7 +821,7 @@ static void tell_peers(struct pride_tp *tp, uint64_t seq, int status, const char
             complete(x, st);
         }
         p->sq_head = p->sq_tail = NULL;
-        if (p->fd < 0 || p->dead)
+        if (p->fd < 0 || (p->dead && !p->refused))
             continue;
         if (midframe)
             shutdown(p->fd, SHUT_RDWR); /* could not finish the frame: the peer sees EOF */

@@ -28,6 +28,7 @@ struct tcp_peer {
     int fd; /* -1 for this rank itself */
     int rank;
     int dead;
+    int refused;  /* dead because it sent a frame of another collective: still writable */
     int want_out; /* EPOLLOUT registered */
     /* sends in order; the head may be partly written */
     struct pride_xfer *sq_head, *sq_tail;

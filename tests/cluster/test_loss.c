@@ -1,8 +1,9 @@
 /*
  * Packet loss on emulated hosts (tools/pride-cluster up 4 --loss 1): four ranks,
  * one per network namespace, talk over a bridge that drops 1% of the packets each
- * host receives. TCP retransmits; every exchange must still be bit-exact, with and
- * without frame checksums. Without root or network namespaces the test skips and
+ * host receives. TCP retransmits; every exchange, allreduce and broadcast must still
+ * be bit-exact (and float allreduce identical on every rank), with and without frame
+ * checksums. Without root or network namespaces the test skips and
  * says why; the cluster is torn down whether the test passed or not.
  */
 #include <setjmp.h>
@@ -76,6 +77,48 @@ static int teardown(void **state)
     return 0;
 }
 
+/* Allreduce (integer: against the closed form; float: every rank gets the same bits),
+   and broadcast, large enough that many packets are lost on the way. */
+static int collectives(pride_context_t *ctx, int rank, int n)
+{
+    enum { COUNT = 1 << 20 };
+    uint32_t *u = malloc(COUNT * sizeof *u);
+    float *f = malloc(COUNT * sizeof *f);
+    uint64_t *digests = malloc((size_t)n * sizeof *digests);
+    HCHECK(u && f && digests);
+    for (int round = 0; round < 3; round++) {
+        for (size_t j = 0; j < COUNT; j++) {
+            u[j] = rel_word(rank, round, j);
+            f[j] = (float)(rel_word(rank, round, j) % 1000003) * 1e-3f - 400.0f;
+        }
+        HCHECK_OK(ctx, pride_allreduce(ctx, u, u, COUNT, PRIDE_UINT32, PRIDE_SUM));
+        for (size_t j = 0; j < COUNT; j++) {
+            uint32_t want = 0;
+            for (int p = 0; p < n; p++)
+                want += rel_word(p, round, j);
+            HCHECK(u[j] == want);
+        }
+        HCHECK_OK(ctx, pride_allreduce(ctx, f, f, COUNT, PRIDE_FLOAT32, PRIDE_SUM));
+        uint64_t d = 1469598103934665603u;
+        const unsigned char *b = (const unsigned char *)f;
+        for (size_t j = 0; j < COUNT * sizeof *f; j++)
+            d = (d ^ b[j]) * 1099511628211u;
+        HCHECK_OK(ctx, pride_allgather(ctx, &d, digests, 1, PRIDE_UINT64));
+        for (int p = 0; p < n; p++)
+            HCHECK(digests[p] == d);
+        int root = round % n;
+        for (size_t j = 0; j < COUNT; j++)
+            u[j] = rank == root ? rel_word(root, round + 7, j) : 0;
+        HCHECK_OK(ctx, pride_broadcast(ctx, u, COUNT, PRIDE_UINT32, root));
+        for (size_t j = 0; j < COUNT; j++)
+            HCHECK(u[j] == rel_word(root, round + 7, j));
+    }
+    free(u);
+    free(f);
+    free(digests);
+    return PRIDE_OK;
+}
+
 /* Each rank enters its host's namespace, then runs exchanges of several sizes. */
 static int rank_fn(int rank, int nranks, const char *store, void *arg)
 {
@@ -99,6 +142,7 @@ static int rank_fn(int rank, int nranks, const char *store, void *arg)
     static const size_t counts[] = {1, 1000, 100000, 1 << 20};
     for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
         HCHECK_OK(ctx, rel_check_sum(ctx, counts[i], 3));
+    HCHECK_OK(ctx, collectives(ctx, rank, nranks));
     pride_finalize(ctx);
     return 0;
 }

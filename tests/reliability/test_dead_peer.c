@@ -1,5 +1,6 @@
 /*
- * A rank killed with SIGKILL in the middle of a collective: every other rank's call
+ * A rank killed with SIGKILL in the middle of a collective (point-to-point exchanges,
+ * allreduce small and large, barrier, broadcast): every other rank's call
  * returns PRIDE_ERR_PEER or PRIDE_ERR_TIMEOUT within the timeout (plus a second),
  * its last error names the dead rank and the collective, and every later call fails
  * at once with the same status. The same with ranks configured by hand through
@@ -23,11 +24,34 @@
 
 struct victim {
     int nranks;
-    int rank;     /* the rank that dies */
-    int after_ms; /* this long after its first call starts */
-    size_t count; /* words per message */
-    const char *coll; /* the name the survivors' error must contain */
+    int rank;         /* the rank that dies */
+    int after_ms;     /* this long after its first call starts */
+    size_t count;     /* elements per call */
+    const char *coll; /* "point-to-point", "allreduce", "barrier" or "broadcast": what
+                         runs, and what the survivors' error must name */
 };
+
+/* One call of the victim's collective; the data is checked where it is cheap. */
+static int one_call(pride_context_t *ctx, const struct victim *v, float *buf, int i)
+{
+    if (!strcmp(v->coll, "allreduce")) {
+        for (size_t j = 0; j < v->count; j++)
+            buf[j] = 1.0f;
+        int st = pride_allreduce(ctx, buf, buf, v->count, PRIDE_FLOAT32, PRIDE_SUM);
+        if (st == PRIDE_OK && (buf[0] != (float)v->nranks || buf[v->count - 1] != (float)v->nranks))
+            return REL_WRONG;
+        return st;
+    }
+    if (!strcmp(v->coll, "barrier"))
+        return pride_barrier(ctx);
+    if (!strcmp(v->coll, "broadcast")) {
+        int root = i % v->nranks;
+        buf[0] = pride_rank(ctx) == root ? (float)i : -1.0f;
+        int st = pride_broadcast(ctx, buf, v->count, PRIDE_FLOAT32, root);
+        return st == PRIDE_OK && buf[0] != (float)i ? REL_WRONG : st;
+    }
+    return rel_check_sum(ctx, v->count, 1);
+}
 
 static void *killer(void *arg)
 {
@@ -49,11 +73,13 @@ static int victim_run(pride_context_t *ctx, int rank, const struct victim *v)
     pthread_t th;
     if (rank == v->rank)
         HCHECK(pthread_create(&th, NULL, killer, (void *)v) == 0);
+    float *buf = malloc(v->count * sizeof *buf);
+    HCHECK(buf);
     int st = PRIDE_OK;
     int64_t t0 = 0;
-    for (int i = 0; i < 100000 && st == PRIDE_OK; i++) {
+    for (int i = 0; i < 1000000 && st == PRIDE_OK; i++) {
         t0 = now_ms();
-        st = rel_check_sum(ctx, v->count, 1);
+        st = one_call(ctx, v, buf, i);
     }
     HCHECK(rank != v->rank); /* the victim never gets here */
     const char *e = pride_last_error(ctx);
@@ -69,8 +95,9 @@ static int victim_run(pride_context_t *ctx, int rank, const struct victim *v)
     HCHECK(strstr(e, dead) && strstr(e, v->coll));
     t0 = now_ms();
     for (int i = 0; i < 3; i++)
-        HCHECK(rel_check_sum(ctx, v->count, 1) == st);
+        HCHECK(one_call(ctx, v, buf, i) == st);
     HCHECK(now_ms() - t0 < TIMEOUT_MS);
+    free(buf);
     return 0;
 }
 
@@ -106,6 +133,25 @@ static void kill_one(const struct victim *v, int by_hand)
     assert_int_equal(fails, 1); /* the victim, killed */
 }
 
+static void test_killed_in_collectives(void **state)
+{
+    (void)state;
+    struct victim large = {4, 1, 300, 4 << 20, "allreduce"};
+    kill_one(&large, 0);
+    struct victim small = {4, 3, 100, 100, "allreduce"};
+    kill_one(&small, 0);
+    struct victim odd = {3, 1, 200, 1 << 20, "allreduce"};
+    kill_one(&odd, 1);
+    struct victim barrier = {4, 0, 100, 1, "barrier"};
+    kill_one(&barrier, 0);
+    struct victim barrier5 = {5, 4, 150, 1, "barrier"};
+    kill_one(&barrier5, 1);
+    struct victim bcast = {4, 2, 150, 1 << 18, "broadcast"};
+    kill_one(&bcast, 0);
+    struct victim bcast_small = {3, 0, 100, 10, "broadcast"};
+    kill_one(&bcast_small, 1);
+}
+
 static void test_killed_in_exchange(void **state)
 {
     (void)state;
@@ -121,6 +167,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_killed_in_exchange),
+        cmocka_unit_test(test_killed_in_collectives),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
