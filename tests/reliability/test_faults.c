@@ -1,6 +1,7 @@
 /*
  * Faults injected under the tcp transport (transport "faulty", PRIDE_FAULT) and frame
- * checksums (PRIDE_CHECKSUM=crc32c): every run ends in the right data or in an error
+ * checksums (PRIDE_CHECKSUM=crc32c), under point-to-point exchanges and then
+ * allreduces: every run ends in the right data or in an error
  * on every rank, never in wrong data and never in a hang. A corrupted byte anywhere
  * in a checksummed frame (header, payload, trailer) is reported as a checksum
  * mismatch naming the sender; a context that failed keeps failing at once.
@@ -28,11 +29,36 @@ struct run {
     const char *said;
 };
 
+/* Allreduces of count words, checked against the closed form (REL_WRONG if not). */
+static int allreduce_rounds(pride_context_t *ctx, size_t count, int rounds)
+{
+    int n = pride_nranks(ctx), me = pride_rank(ctx), st = PRIDE_OK;
+    uint32_t *v = malloc((count ? count : 1) * sizeof *v);
+    if (!v)
+        return PRIDE_ERR_NOMEM;
+    for (int round = 0; round < rounds && st == PRIDE_OK; round++) {
+        for (size_t i = 0; i < count; i++)
+            v[i] = rel_word(me, round, i);
+        st = pride_allreduce(ctx, v, v, count, PRIDE_UINT32, PRIDE_SUM);
+        for (size_t i = 0; i < count && st == PRIDE_OK; i++) {
+            uint32_t want = 0;
+            for (int p = 0; p < n; p++)
+                want += rel_word(p, round, i);
+            if (v[i] != want)
+                st = REL_WRONG;
+        }
+    }
+    free(v);
+    return st;
+}
+
 static int run_rank(pride_context_t *ctx, int rank, int n, void *arg)
 {
     (void)n;
     const struct run *r = arg;
     int st = rel_check_sum(ctx, r->count, r->rounds);
+    if (st == PRIDE_OK)
+        st = allreduce_rounds(ctx, r->count, r->rounds);
     if (st != PRIDE_OK)
         fprintf(stderr, "rank %d: %s: %s\n", rank, pride_strerror(st), pride_last_error(ctx));
     HCHECK(st != REL_WRONG);
@@ -89,6 +115,14 @@ static void test_checksum_catches_corruption(void **state)
         (struct run){1 << 20, 2, MUST_FAIL, 0, "checksum mismatch from rank 2"});
     run("corrupt_byte=777,short_io", "1", "crc32c",
         (struct run){1000, 1, MUST_FAIL, 0, "checksum mismatch from rank 1"});
+    /* past the 8104 bytes of the exchange: in an allreduce's frames; whoever receives
+       the byte fails, nobody gets wrong data */
+    static const long later[] = {8104, 8114, 8160, 8700, 9500};
+    for (size_t i = 0; i < sizeof later / sizeof later[0]; i++) {
+        snprintf(f, sizeof f, "corrupt_byte=%ld", later[i]);
+        run(f, "1", "crc32c", (struct run){1000, 1, EITHER, -1, NULL});
+    }
+    run("corrupt_byte=5000000", "0", "crc32c", (struct run){1 << 18, 1, EITHER, -1, NULL});
     /* without checksums a corrupted header is still caught */
     run("corrupt_byte=0", "1", NULL, (struct run){1000, 1, MUST_FAIL, 0, "malformed"});
 }
