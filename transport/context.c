@@ -31,6 +31,9 @@ const struct pride_tp_ops *pride_tp_find(const char *name)
     static const struct pride_tp_ops *const all[] = {
         &pride_tcp_ops,
         &pride_faulty_ops,
+#ifdef PRIDE_HAVE_VERBS
+        &pride_verbs_ops,
+#endif
     };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (!strcmp(all[i]->name, name))
