@@ -63,6 +63,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
         abort();
+    /* room for whole frames, so a failing rank rarely waits to finish one */
+    int room = 1 << 20;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &room, sizeof room);
+    setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &room, sizeof room);
     pride_context_t *ctx = calloc(1, sizeof *ctx);
     struct pride_tp *tp = calloc(1, sizeof *tp);
     struct pride_xfer *posts = calloc(FZ_MAX_POSTS + 1, sizeof *posts);
@@ -168,10 +172,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     __builtin_trap();
         }
     }
-    /* the transport lets go of every posted receive, as when a collective fails */
+    /* rank 1 goes away, and the transport lets go of every posted receive and send,
+       as when a collective fails */
+    close(sv[1]);
     tcp_broadcast_error(tp, 0, PRIDE_ERR_PEER, "fuzz run over");
     tcp_close(tp);
-    close(sv[1]);
     pthread_mutex_destroy(&ctx->mu);
     free(ctx);
     free(posts);
