@@ -31,6 +31,8 @@
 
 #define WAKE_ID UINT32_MAX
 
+static void drop_refs(struct pride_tp *tp);
+
 /* Fail the context with a sentence; called with tp->mu held. */
 static int tp_fail(struct pride_tp *tp, int st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -243,6 +245,8 @@ static void frame_start(struct pride_tp *tp, struct tcp_peer *p)
         p->rdst = p->reason;
         return;
     }
+    if (tp->dropped) /* nobody will take it: read it and throw it away */
+        return;
     struct pride_xfer *x = posted_take(p, h->seq, h->tag);
     if (x) {
         if (match_check(tp, p->rank, x, h) != PRIDE_OK) {
@@ -677,7 +681,8 @@ static int tcp_wait(struct pride_tp *tp, struct pride_xfer *const *xs, int n, in
             break;
         int64_t left = deadline - pride_now_ns();
         if (deadline != 0 && left <= 0) {
-            st = PRIDE_ERR_TIMEOUT;
+            /* a real deadline (1 ends a one-pass poll, which is no failure) */
+            st = deadline > 1 ? pride_fail(tp->ctx, PRIDE_ERR_TIMEOUT) : PRIDE_ERR_TIMEOUT;
             break;
         }
         if (!tp->polling) {
@@ -703,6 +708,8 @@ static int tcp_wait(struct pride_tp *tp, struct pride_xfer *const *xs, int n, in
             pthread_cond_timedwait(&tp->cv, &tp->mu, &ts);
         }
     }
+    if (st && pride_ctx_status(tp->ctx))
+        drop_refs(tp);
     pthread_mutex_unlock(&tp->mu);
     return st;
 }
@@ -748,22 +755,58 @@ static void write_small(int fd, const void *a, size_t alen, const void *b, size_
     }
 }
 
-/* A send partly written when its caller gives up: finish the frame from the caller's
-   buffer (still valid until the collective returns) before the deadline, so that the
-   ERROR frame after it is read as a frame and the peer learns why. 1 when finished. */
-static int send_finish(struct pride_tp *tp, struct tcp_peer *p, int64_t deadline)
+/* The callers are giving up (the context failed or was aborted, or a wait ran out of
+   time): from here on no byte is read into or written from a caller's buffer, and no
+   posted record is touched again, since its owner may already have freed it. A frame
+   half read is read on and thrown away; one half written is owed to its peer as
+   zeros (tell_peers writes them), so the ERROR frame after it still parses. Called
+   with tp->mu held. */
+static void drop_refs(struct pride_tp *tp)
 {
-    for (;;) {
-        peer_write(tp, p);
-        int64_t left = deadline - pride_now_ns();
+    if (tp->dropped)
+        return;
+    tp->dropped = 1;
+    for (int j = 0; j < tp->nranks; j++) {
+        struct tcp_peer *p = &tp->peers[j];
+        p->posted_head = p->posted_tail = NULL;
+        p->rx = NULL;
+        if (p->rstate == TCP_R_PAYLOAD)
+            p->rdst = NULL;
+        struct pride_xfer *x = p->sq_head;
+        if (x && x->off > 0) {
+            size_t tl = x->hdr.flags & PRIDE_FRAME_F_CRC32C ? sizeof p->wtrail : 0;
+            p->owe = sizeof x->hdr + x->len + tl - x->off;
+        }
+        p->sq_head = p->sq_tail = NULL;
+    }
+}
+
+/* Write the zeros owed for a frame cut short (see drop_refs) before the deadline, reading
+   from the peer meanwhile (it may be finishing a frame to this rank). 1 when paid. */
+static int owe_pay(struct pride_tp *tp, struct tcp_peer *p, int64_t deadline)
+{
+    static const char zeros[4096];
+    while (p->owe > 0) {
         int gone = p->dead && !p->refused;
-        if (!p->sq_head || gone || left <= 0)
-            return !p->sq_head && !gone;
-        /* keep reading too: the peer may be finishing a frame to this rank */
+        int64_t left = deadline - pride_now_ns();
+        if (gone || left <= 0)
+            return 0;
+        struct iovec v = {(void *)zeros, p->owe < sizeof zeros ? p->owe : sizeof zeros};
+        struct msghdr mh = {.msg_iov = &v, .msg_iovlen = 1};
+        ssize_t n = tp->sys.sendmsg(tp->sys.user, p->fd, &mh, MSG_NOSIGNAL);
+        if (n > 0) {
+            p->owe -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return 0;
         struct pollfd pfd = {p->fd, POLLOUT | POLLIN, 0};
         if (poll(&pfd, 1, (int)(left / 1000000 + 1)) == 1 && (pfd.revents & POLLIN) && !p->dead)
             peer_read(tp, p);
     }
+    return 1;
 }
 
 /* Drop all posted work and tell every peer this rank failed collective seq; called
@@ -786,44 +829,12 @@ static void tell_peers(struct pride_tp *tp, uint64_t seq, int status, const char
                                 .len = rl};
     if (m)
         h.meta = *m;
+    drop_refs(tp);
     for (int j = 0; j < tp->nranks; j++) {
         struct tcp_peer *p = &tp->peers[j];
-        int st = pride_ctx_status(tp->ctx);
-        if (!st)
-            st = status;
-        /* Receives posted and sends queued belong to callers that are giving up:
-           drop every reference to their buffers. */
-        for (struct pride_xfer *x = p->posted_head, *nx; x; x = nx) {
-            nx = x->next;
-            complete(x, st);
-        }
-        p->posted_head = p->posted_tail = NULL;
-        if (p->rx) {
-            complete(p->rx, st);
-            p->rx = NULL;
-            p->rdst = NULL;
-        }
-        /* A frame cut in the middle would leave the peer with a lost connection
-           instead of the reason: finish it first (its caller is still in coll_end,
-           so the buffer is alive). */
-        int midframe = p->sq_head && p->sq_head->off > 0;
-        if (midframe && (!p->dead || p->refused)) {
-            for (struct pride_xfer *x = p->sq_head->next, *nx; x; x = nx) {
-                nx = x->next;
-                complete(x, st);
-            }
-            p->sq_head->next = NULL;
-            p->sq_tail = p->sq_head;
-            midframe = !send_finish(tp, p, deadline);
-        }
-        for (struct pride_xfer *x = p->sq_head, *nx; x; x = nx) {
-            nx = x->next;
-            complete(x, st);
-        }
-        p->sq_head = p->sq_tail = NULL;
         if (p->fd < 0 || (p->dead && !p->refused))
             continue;
-        if (midframe)
+        if (!owe_pay(tp, p, deadline))
             shutdown(p->fd, SHUT_RDWR); /* could not finish the frame: the peer sees EOF */
         else
             write_small(p->fd, &h, sizeof h, reason, rl, deadline);

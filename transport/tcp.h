@@ -28,6 +28,7 @@ struct tcp_peer {
     int fd; /* -1 for this rank itself */
     int rank;
     int dead;
+    size_t owe;   /* zeros still to write to finish a frame cut short by a failure */
     int refused;  /* dead because it sent a frame of another collective: still writable */
     int want_out; /* EPOLLOUT registered */
     /* sends in order; the head may be partly written */
@@ -79,7 +80,8 @@ struct pride_tp {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int polling;   /* a thread is inside epoll_wait */
-    int detached;  /* failure: all posted work dropped, nothing more is accepted */
+    int detached;  /* failure: peers told, nothing more is accepted */
+    int dropped;   /* failure: no posted record or caller buffer is referenced any more */
     uint64_t last_seq; /* the latest collective this rank posted for */
     struct tcp_seqslot seqs[TCP_SEQ_SLOTS];
     struct tcp_sys sys;
