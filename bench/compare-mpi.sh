@@ -120,7 +120,7 @@ ompi=$(mpirun --version 2>/dev/null | head -1)
     echo
     echo "- command: \`bench/compare-mpi.sh -p \"$ranks\" -b $min -e $max -f $factor -n $iters -w $warmup -a $algo\`"
     echo "- pride $commit, algo $algo, transport ${PRIDE_TRANSPORT:-tcp}; $ompi (pml ob1, btl tcp on lo)"
-    echo "- machine: $(nproc) cores, $(uname -sr), $(date -u +%Y-%m-%d)"
+    echo "- machine: $(nproc) cores, $(uname -sr), $(date -u +%Y-%m-%d), load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- time: largest per-rank mean over $iters iterations after $warmup warm-ups (us);"
     echo "  busbw = size/time * 2(P-1)/P (GB/s, 1e9 B); ratio = MPI time / pride time (> 1: pride faster)"
 } >"$out"
@@ -145,5 +145,6 @@ for p in $ranks; do
     join_csv "$tmp/pride-$p.csv" "$tmp/mpi-$p.csv" |
         awk '{ printf "%12s %14.1f %12.3f %14.1f %12.3f %8.2f\n", $1, $2, $3, $4, $5, $6 }'
 done
+echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the times)" >>"$out"
 echo
 echo "markdown table: $out"
