@@ -130,17 +130,3 @@ int coll_wait(struct coll *c, struct pride_xfer **xs, int n)
     }
     return st;
 }
-
-int coll_sendrecv(struct coll *c, int to, uint32_t stag, const void *sbuf, size_t slen, int from,
-                  uint32_t rtag, void *rbuf, size_t rlen)
-{
-    struct pride_xfer rx, sx;
-    int st = coll_irecv(c, &rx, from, rtag, rbuf, rlen);
-    if (st)
-        return st;
-    st = coll_isend(c, &sx, to, stag, sbuf, slen);
-    if (st)
-        return st;
-    struct pride_xfer *xs[2] = {&rx, &sx};
-    return coll_wait(c, xs, 2);
-}

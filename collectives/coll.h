@@ -60,8 +60,5 @@ int coll_irecv(struct coll *c, struct pride_xfer *x, int peer, uint32_t tag, voi
                size_t len);
 /* Wait for all n xfers (entries may be NULL and are skipped), up to the call's deadline. */
 int coll_wait(struct coll *c, struct pride_xfer **xs, int n);
-/* Post a receive and a send, wait for both. */
-int coll_sendrecv(struct coll *c, int to, uint32_t stag, const void *sbuf, size_t slen, int from,
-                  uint32_t rtag, void *rbuf, size_t rlen);
 
 #endif

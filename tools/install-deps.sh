@@ -5,7 +5,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config libcmocka-dev zlib1g-dev
       libfabric-dev libfabric-bin libibverbs-dev librdmacm-dev libhiredis-dev redis-server
-      openmpi-bin libopenmpi-dev dataset-fashion-mnist iproute2 nftables clang)
+      openmpi-bin libopenmpi-dev dataset-fashion-mnist iproute2 nftables clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

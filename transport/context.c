@@ -30,8 +30,12 @@ const struct pride_tp_ops *pride_tp_find(const char *name)
 {
     static const struct pride_tp_ops *const all[] = {
         &pride_tcp_ops,
+        &pride_faulty_ops,
 #ifdef PRIDE_HAVE_OFI
         &pride_ofi_ops,
+#endif
+#ifdef PRIDE_HAVE_VERBS
+        &pride_verbs_ops,
 #endif
     };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
@@ -135,6 +139,16 @@ static int config_algo(int *algo, char *why, size_t wl)
     return PRIDE_ERR_INVALID;
 }
 
+static int config_checksum(int *on, char *why, size_t wl)
+{
+    const char *s = env_str("PRIDE_CHECKSUM");
+    *on = s && !strcmp(s, "crc32c");
+    if (!s || *on || !strcmp(s, "none"))
+        return PRIDE_OK;
+    snprintf(why, wl, "PRIDE_CHECKSUM=%s: expected crc32c or none", s);
+    return PRIDE_ERR_INVALID;
+}
+
 int pride_bootstrap_allgather(pride_context_t *ctx, const char *key, const void *mine, void *all,
                               size_t len)
 {
@@ -219,6 +233,9 @@ int pride_init(const pride_config_t *cfg_in, pride_context_t **out)
     const char *ifname = cfg.ifname ? cfg.ifname : env_str("PRIDE_IFNAME");
     snprintf(ctx->ifname, sizeof ctx->ifname, "%s", ifname ? ifname : "");
     st = config_algo(&ctx->allreduce_algo, why, sizeof why);
+    if (st)
+        goto fail;
+    st = config_checksum(&ctx->checksum, why, sizeof why);
     if (st)
         goto fail;
     const char *tpname = cfg.transport ? cfg.transport : env_str("PRIDE_TRANSPORT");

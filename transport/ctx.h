@@ -28,6 +28,7 @@ struct pride_context {
     int (*oob_allgather)(void *user, const void *mine, void *all, size_t len);
     void *oob_user;
     int allreduce_algo; /* enum pride_algo, from $PRIDE_ALLREDUCE_ALGO */
+    int checksum;       /* 1: frames carry CRC32C (PRIDE_CHECKSUM=crc32c) */
 
     pthread_mutex_t mu;        /* guards next_seq, last_error, worker */
     uint64_t next_seq;

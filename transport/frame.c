@@ -51,6 +51,12 @@ int pride_frame_check(const struct pride_frame_hdr *h, char *why, size_t whylen)
         snprintf(why, whylen, "unknown frame kind %u", (unsigned)h->kind);
         return PRIDE_ERR_PEER;
     }
+    if ((h->flags & ~PRIDE_FRAME_F_CRC32C) ||
+        ((h->flags & PRIDE_FRAME_F_CRC32C) && h->kind != PRIDE_FRAME_DATA)) {
+        snprintf(why, whylen, "unknown flags 0x%x on a frame of kind %u", (unsigned)h->flags,
+                 (unsigned)h->kind);
+        return PRIDE_ERR_PEER;
+    }
     if (h->len > PRIDE_FRAME_MAX_LEN ||
         (h->kind == PRIDE_FRAME_ERROR && h->len > PRIDE_FRAME_MAX_REASON)) {
         snprintf(why, whylen, "frame announces %llu payload bytes, more than allowed",

@@ -48,13 +48,18 @@ struct pride_frame_hdr {
     uint32_t magic;
     uint8_t version;
     uint8_t kind;     /* enum pride_frame_kind */
-    uint16_t flags;
+    uint16_t flags;   /* PRIDE_FRAME_F_* */
     uint32_t tag;     /* message index within the collective */
-    int32_t status;   /* ERROR frames: the sender's status */
+    int32_t status;   /* ERROR frames: the sender's status; see PRIDE_FRAME_F_CRC32C */
     uint64_t seq;     /* collective sequence number */
     struct pride_meta meta;
     uint64_t len;     /* payload bytes that follow */
 };
+
+/* DATA frames with PRIDE_CHECKSUM=crc32c: status holds the CRC32C of the header (with
+   status 0), and a 4-byte little-endian trailer after the payload holds the CRC32C
+   of the payload. No other flag exists. */
+#define PRIDE_FRAME_F_CRC32C 0x0001u
 
 _Static_assert(sizeof(struct pride_frame_hdr) == 48, "frame header is 48 bytes on the wire");
 

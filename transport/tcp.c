@@ -6,6 +6,10 @@
  * through a staging buffer so a header and its payload cost one recv, large payloads
  * straight into the user's buffer.
  *
+ * With PRIDE_CHECKSUM=crc32c a DATA frame's header carries its own CRC32C, checked
+ * before any field is trusted, and a trailer carries the payload's, checked before
+ * the receive completes: a corrupted frame fails the context, it is never delivered.
+ *
  * All socket I/O runs under one mutex, by whichever thread is waiting (one polls in
  * epoll_wait, the others sleep on a condition variable): the collectives' threads
  * drive progress themselves, and nothing spins.
@@ -22,9 +26,12 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "crc32c.h"
 #include "tcp.h"
 
 #define WAKE_ID UINT32_MAX
+
+static void drop_refs(struct pride_tp *tp);
 
 /* Fail the context with a sentence; called with tp->mu held. */
 static int tp_fail(struct pride_tp *tp, int st, const char *fmt, ...)
@@ -53,7 +60,16 @@ static void peer_mark_dead(struct pride_tp *tp, struct tcp_peer *p)
     epoll_ctl(tp->epfd, EPOLL_CTL_DEL, p->fd, NULL);
 }
 
-static void peer_lost(struct pride_tp *tp, struct tcp_peer *p, const char *what)
+/* Stop reading a peer whose frame belongs to another collective (its payload is never
+   consumed); it can still be told why, so broadcast_error writes to it. */
+static void peer_refuse(struct pride_tp *tp, struct tcp_peer *p)
+{
+    peer_mark_dead(tp, p);
+    p->refused = 1;
+}
+
+/* writing: the failure came from a send (it names the send, not a receive) */
+static void peer_lost(struct pride_tp *tp, struct tcp_peer *p, const char *what, int writing)
 {
     int mid = p->rstate == TCP_R_PAYLOAD || p->rhdr_got > 0;
     peer_mark_dead(tp, p);
@@ -61,12 +77,19 @@ static void peer_lost(struct pride_tp *tp, struct tcp_peer *p, const char *what)
        only a later post to or from it fails. */
     if (tp->detached || (!mid && !p->posted_head && !p->sq_head))
         return;
-    char desc[160] = "";
+    char desc[200] = "", m[128];
+    const struct pride_xfer *w = writing && p->sq_head ? p->sq_head
+                                 : p->posted_head      ? p->posted_head
+                                                       : p->sq_head;
     if (mid) {
-        char m[128];
         pride_meta_describe(&p->rhdr.meta, m, sizeof m);
         snprintf(desc, sizeof desc, " in the middle of a frame of %s #%llu", m,
                  (unsigned long long)p->rhdr.seq);
+    } else {
+        pride_meta_describe(&w->meta, m, sizeof m);
+        snprintf(desc, sizeof desc, " while this rank was %s message %u of %s #%llu",
+                 w->is_send ? "sending" : "waiting for", (unsigned)w->tag, m,
+                 (unsigned long long)w->seq);
     }
     tp_fail(tp, PRIDE_ERR_PEER, "rank %d %s%s (did it die or call pride_finalize early?)", p->rank,
             what, desc);
@@ -101,6 +124,7 @@ static int seq_note(struct pride_tp *tp, const struct pride_xfer *x)
     s->valid = 1;
     s->seq = x->seq;
     s->meta = x->meta;
+    tp->last_seq = x->seq;
     for (int j = 0; j < tp->nranks; j++)
         for (struct tcp_unexp *u = tp->peers[j].ux_head; u; u = u->next)
             if (u->hdr.seq == x->seq && meta_check(tp, j, &x->meta, &u->hdr) != PRIDE_OK)
@@ -194,6 +218,22 @@ static void frame_start(struct pride_tp *tp, struct tcp_peer *p)
     p->rdst = NULL;
     p->rgot = 0;
     p->rlen = 0;
+    p->rcrc = 0;
+    if (h->kind == PRIDE_FRAME_DATA && (tp->ctx->checksum || (h->flags & PRIDE_FRAME_F_CRC32C))) {
+        struct pride_frame_hdr z = *h;
+        z.status = 0;
+        const char *bad = !(h->flags & PRIDE_FRAME_F_CRC32C)
+                              ? "sent a frame without a checksum (set PRIDE_CHECKSUM=crc32c on "
+                                "every rank; or the frame was corrupted)"
+                          : crc32c(0, &z, sizeof z) != (uint32_t)h->status
+                              ? "sent a frame header that was corrupted on the way"
+                              : NULL;
+        if (bad) {
+            peer_mark_dead(tp, p);
+            tp_fail(tp, PRIDE_ERR_PEER, "checksum mismatch from rank %d: it %s", p->rank, bad);
+            return;
+        }
+    }
     if (pride_frame_check(h, why, sizeof why) != PRIDE_OK) {
         peer_mark_dead(tp, p);
         tp_fail(tp, PRIDE_ERR_PEER, "rank %d sent a malformed frame: %s", p->rank, why);
@@ -205,11 +245,13 @@ static void frame_start(struct pride_tp *tp, struct tcp_peer *p)
         p->rdst = p->reason;
         return;
     }
+    if (tp->dropped) /* nobody will take it: read it and throw it away */
+        return;
     struct pride_xfer *x = posted_take(p, h->seq, h->tag);
     if (x) {
         if (match_check(tp, p->rank, x, h) != PRIDE_OK) {
             complete(x, PRIDE_ERR_MISMATCH);
-            peer_mark_dead(tp, p);
+            peer_refuse(tp, p);
             return;
         }
         p->rx = x;
@@ -218,7 +260,7 @@ static void frame_start(struct pride_tp *tp, struct tcp_peer *p)
     }
     const struct pride_meta *m = seq_meta(tp, h->seq);
     if (m && meta_check(tp, p->rank, m, h) != PRIDE_OK) {
-        peer_mark_dead(tp, p);
+        peer_refuse(tp, p);
         return;
     }
     struct tcp_unexp *u = calloc(1, sizeof *u);
@@ -274,8 +316,57 @@ static void frame_done(struct pride_tp *tp, struct tcp_peer *p)
     /* its collective may have started while it was arriving */
     const struct pride_meta *m = seq_meta(tp, u->hdr.seq);
     if (m && meta_check(tp, p->rank, m, &u->hdr) != PRIDE_OK)
-        peer_mark_dead(tp, p);
+        peer_refuse(tp, p);
     ux_append(p, u);
+}
+
+/* The payload's trailer is in: does the payload match it? */
+static int payload_crc_ok(struct pride_tp *tp, struct tcp_peer *p)
+{
+    uint32_t want = (uint32_t)p->rtrail[0] | (uint32_t)p->rtrail[1] << 8 |
+                    (uint32_t)p->rtrail[2] << 16 | (uint32_t)p->rtrail[3] << 24;
+    if (want == p->rcrc)
+        return 1;
+    const struct pride_frame_hdr *h = &p->rhdr;
+    if (p->rx) {
+        complete(p->rx, PRIDE_ERR_PEER);
+        p->rx = NULL;
+    }
+    if (p->rux) {
+        free(p->rux->data);
+        free(p->rux);
+        p->rux = NULL;
+    }
+    p->rstate = TCP_R_HDR;
+    p->rhdr_got = 0;
+    char m[160];
+    pride_meta_describe(&h->meta, m, sizeof m);
+    tp_fail(tp, PRIDE_ERR_PEER,
+            "checksum mismatch from rank %d: the payload of %s #%llu (message %u, %llu bytes) "
+            "was corrupted on the way",
+            p->rank, m, (unsigned long long)h->seq, (unsigned)h->tag, (unsigned long long)h->len);
+    return 0;
+}
+
+/* The whole payload is in: a checksummed frame still has its trailer to come. */
+static void payload_done(struct pride_tp *tp, struct tcp_peer *p)
+{
+    if (p->rhdr.flags & PRIDE_FRAME_F_CRC32C) {
+        p->rstate = TCP_R_TRAILER;
+        p->rtrail_got = 0;
+        return;
+    }
+    frame_done(tp, p);
+}
+
+/* n more payload bytes came, from src (already copied to where they belong). */
+static void payload_in(struct pride_tp *tp, struct tcp_peer *p, const char *src, size_t n)
+{
+    if (p->rhdr.flags & PRIDE_FRAME_F_CRC32C)
+        p->rcrc = crc32c(p->rcrc, src, n);
+    p->rgot += n;
+    if (p->rgot == p->rlen)
+        payload_done(tp, p);
 }
 
 /* Consume bytes from the staging buffer into headers and payloads. */
@@ -293,18 +384,25 @@ static void stage_consume(struct pride_tp *tp, struct tcp_peer *p)
             p->stage_off += n;
             if (p->rhdr_got == sizeof p->rhdr) {
                 frame_start(tp, p);
-                if (!p->dead && p->rlen == 0)
-                    frame_done(tp, p);
+                if (!p->dead && p->rstate == TCP_R_PAYLOAD && p->rlen == 0)
+                    payload_done(tp, p);
             }
-        } else {
+        } else if (p->rstate == TCP_R_PAYLOAD) {
             size_t n = p->rlen - p->rgot;
             if (n > avail)
                 n = avail;
             if (p->rdst)
                 memcpy(p->rdst + p->rgot, src, n);
-            p->rgot += n;
             p->stage_off += n;
-            if (p->rgot == p->rlen)
+            payload_in(tp, p, src, n);
+        } else {
+            size_t n = sizeof p->rtrail - p->rtrail_got;
+            if (n > avail)
+                n = avail;
+            memcpy(p->rtrail + p->rtrail_got, src, n);
+            p->rtrail_got += n;
+            p->stage_off += n;
+            if (p->rtrail_got == sizeof p->rtrail && payload_crc_ok(tp, p))
                 frame_done(tp, p);
         }
     }
@@ -318,15 +416,13 @@ static void peer_read(struct pride_tp *tp, struct tcp_peer *p)
         ssize_t n;
         if (p->rstate == TCP_R_PAYLOAD && p->rdst && p->stage_len == 0 &&
             p->rlen - p->rgot >= TCP_STAGE_SIZE / 2) {
-            n = recv(p->fd, p->rdst + p->rgot, p->rlen - p->rgot, 0);
+            n = tp->sys.recv(tp->sys.user, p->fd, p->rdst + p->rgot, p->rlen - p->rgot, 0);
             if (n > 0) {
-                p->rgot += (size_t)n;
-                if (p->rgot == p->rlen)
-                    frame_done(tp, p);
+                payload_in(tp, p, p->rdst + p->rgot, (size_t)n);
                 continue;
             }
         } else {
-            n = recv(p->fd, p->stage, TCP_STAGE_SIZE, 0);
+            n = tp->sys.recv(tp->sys.user, p->fd, p->stage, TCP_STAGE_SIZE, 0);
             if (n > 0) {
                 p->stage_off = 0;
                 p->stage_len = (size_t)n;
@@ -335,7 +431,7 @@ static void peer_read(struct pride_tp *tp, struct tcp_peer *p)
             }
         }
         if (n == 0) {
-            peer_lost(tp, p, "closed the connection");
+            peer_lost(tp, p, "closed the connection", 0);
             return;
         }
         if (errno == EINTR)
@@ -344,7 +440,7 @@ static void peer_read(struct pride_tp *tp, struct tcp_peer *p)
             return;
         char what[128];
         snprintf(what, sizeof what, "connection failed (%s)", strerror(errno));
-        peer_lost(tp, p, what);
+        peer_lost(tp, p, what, 0);
         return;
     }
 }
@@ -363,10 +459,16 @@ static void want_out(struct pride_tp *tp, struct tcp_peer *p, int on)
 static void peer_write(struct pride_tp *tp, struct tcp_peer *p)
 {
     pride_context_t *ctx = tp->ctx;
-    while (p->sq_head && !p->dead) {
+    while (p->sq_head && (!p->dead || p->refused)) {
         struct pride_xfer *x = p->sq_head;
         const size_t hl = sizeof x->hdr;
-        struct iovec iov[2];
+        const size_t tl = x->hdr.flags & PRIDE_FRAME_F_CRC32C ? sizeof p->wtrail : 0;
+        if (tl && x->off == 0) {
+            uint32_t c = crc32c(0, x->buf, x->len);
+            for (int i = 0; i < 4; i++)
+                p->wtrail[i] = (uint8_t)(c >> (8 * i));
+        }
+        struct iovec iov[3];
         int n_iov = 0;
         if (x->off < hl) {
             iov[n_iov].iov_base = (char *)&x->hdr + x->off;
@@ -377,8 +479,13 @@ static void peer_write(struct pride_tp *tp, struct tcp_peer *p)
             iov[n_iov].iov_base = (char *)x->buf + poff;
             iov[n_iov++].iov_len = x->len - poff;
         }
+        size_t toff = x->off > hl + x->len ? x->off - hl - x->len : 0;
+        if (tl > toff) {
+            iov[n_iov].iov_base = p->wtrail + toff;
+            iov[n_iov++].iov_len = tl - toff;
+        }
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n_iov};
-        ssize_t n = n_iov ? sendmsg(p->fd, &mh, MSG_NOSIGNAL) : 0;
+        ssize_t n = n_iov ? tp->sys.sendmsg(tp->sys.user, p->fd, &mh, MSG_NOSIGNAL) : 0;
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -388,11 +495,12 @@ static void peer_write(struct pride_tp *tp, struct tcp_peer *p)
             }
             char what[128];
             snprintf(what, sizeof what, "could not be sent to (%s)", strerror(errno));
-            peer_lost(tp, p, what);
+            peer_read(tp, p); /* it may have said why it went: that comes first */
+            peer_lost(tp, p, what, 1);
             return;
         }
         x->off += (size_t)n;
-        if (x->off < hl + x->len)
+        if (x->off < hl + x->len + tl)
             continue;
         p->sq_head = x->next;
         if (!p->sq_head)
@@ -405,6 +513,8 @@ static void peer_write(struct pride_tp *tp, struct tcp_peer *p)
     }
     want_out(tp, p, 0);
 }
+
+static void tell_if_failed(struct pride_tp *tp);
 
 /* ---- posting ---- */
 
@@ -439,6 +549,10 @@ static int tcp_isend(struct pride_tp *tp, struct pride_xfer *x)
                                       .seq = x->seq,
                                       .meta = x->meta,
                                       .len = x->len};
+    if (tp->ctx->checksum && x->peer != tp->rank) {
+        x->hdr.flags = PRIDE_FRAME_F_CRC32C;
+        x->hdr.status = (int32_t)crc32c(0, &x->hdr, sizeof x->hdr);
+    }
     struct tcp_peer *p = &tp->peers[x->peer];
     if (x->peer == tp->rank) { /* to itself: hand over in memory */
         struct pride_xfer *r = posted_take(p, x->seq, x->tag);
@@ -467,8 +581,10 @@ static int tcp_isend(struct pride_tp *tp, struct pride_xfer *x)
         goto out;
     }
     if (p->dead) {
-        st = tp_fail(tp, PRIDE_ERR_PEER, "cannot send to rank %d: its connection is gone",
-                     x->peer);
+        char m[128];
+        pride_meta_describe(&x->meta, m, sizeof m);
+        st = tp_fail(tp, PRIDE_ERR_PEER, "%s #%llu cannot send to rank %d: its connection is gone",
+                     m, (unsigned long long)x->seq, x->peer);
         complete(x, st);
         goto out;
     }
@@ -480,6 +596,7 @@ static int tcp_isend(struct pride_tp *tp, struct pride_xfer *x)
     if (p->sq_head == x)
         peer_write(tp, p);
 out:
+    tell_if_failed(tp);
     pthread_mutex_unlock(&tp->mu);
     return st;
 }
@@ -498,8 +615,11 @@ static int tcp_irecv(struct pride_tp *tp, struct pride_xfer *x)
         goto out;
     }
     if (p->dead) {
-        st = tp_fail(tp, PRIDE_ERR_PEER, "cannot receive from rank %d: its connection is gone",
-                     x->peer);
+        char m[128];
+        pride_meta_describe(&x->meta, m, sizeof m);
+        st = tp_fail(tp, PRIDE_ERR_PEER,
+                     "%s #%llu cannot receive from rank %d: its connection is gone", m,
+                     (unsigned long long)x->seq, x->peer);
         complete(x, st);
         goto out;
     }
@@ -509,6 +629,7 @@ static int tcp_irecv(struct pride_tp *tp, struct pride_xfer *x)
         p->posted_head = x;
     p->posted_tail = x;
 out:
+    tell_if_failed(tp);
     pthread_mutex_unlock(&tp->mu);
     return st;
 }
@@ -560,7 +681,8 @@ static int tcp_wait(struct pride_tp *tp, struct pride_xfer *const *xs, int n, in
             break;
         int64_t left = deadline - pride_now_ns();
         if (deadline != 0 && left <= 0) {
-            st = PRIDE_ERR_TIMEOUT;
+            /* a real deadline (1 ends a one-pass poll, which is no failure) */
+            st = deadline > 1 ? pride_fail(tp->ctx, PRIDE_ERR_TIMEOUT) : PRIDE_ERR_TIMEOUT;
             break;
         }
         if (!tp->polling) {
@@ -571,6 +693,7 @@ static int tcp_wait(struct pride_tp *tp, struct pride_xfer *const *xs, int n, in
             pthread_mutex_lock(&tp->mu);
             if (k > 0)
                 progress(tp, evs, k);
+            tell_if_failed(tp);
             tp->polling = 0;
             pthread_cond_broadcast(&tp->cv);
             if (deadline == 0) {
@@ -585,6 +708,8 @@ static int tcp_wait(struct pride_tp *tp, struct pride_xfer *const *xs, int n, in
             pthread_cond_timedwait(&tp->cv, &tp->mu, &ts);
         }
     }
+    if (st && pride_ctx_status(tp->ctx))
+        drop_refs(tp);
     pthread_mutex_unlock(&tp->mu);
     return st;
 }
@@ -597,10 +722,11 @@ static void tcp_wake(struct pride_tp *tp)
     pthread_cond_broadcast(&tp->cv);
 }
 
-/* Write a whole small frame on a socket with a short deadline; best effort. */
-static void write_small(int fd, const void *a, size_t alen, const void *b, size_t blen)
+/* Write a whole small frame on a socket, waiting for room until the deadline; best
+   effort. */
+static void write_small(int fd, const void *a, size_t alen, const void *b, size_t blen,
+                        int64_t deadline)
 {
-    int64_t deadline = pride_now_ns() + INT64_C(200000000);
     struct iovec iov[2] = {{(void *)a, alen}, {(void *)b, blen}};
     size_t total = alen + blen, done = 0;
     while (done < total) {
@@ -629,13 +755,67 @@ static void write_small(int fd, const void *a, size_t alen, const void *b, size_
     }
 }
 
-static void tcp_broadcast_error(struct pride_tp *tp, uint64_t seq, int status, const char *reason)
+/* The callers are giving up (the context failed or was aborted, or a wait ran out of
+   time): from here on no byte is read into or written from a caller's buffer, and no
+   posted record is touched again, since its owner may already have freed it. A frame
+   half read is read on and thrown away; one half written is owed to its peer as
+   zeros (tell_peers writes them), so the ERROR frame after it still parses. Called
+   with tp->mu held. */
+static void drop_refs(struct pride_tp *tp)
 {
-    pthread_mutex_lock(&tp->mu);
-    if (tp->detached) {
-        pthread_mutex_unlock(&tp->mu);
+    if (tp->dropped)
         return;
+    tp->dropped = 1;
+    for (int j = 0; j < tp->nranks; j++) {
+        struct tcp_peer *p = &tp->peers[j];
+        p->posted_head = p->posted_tail = NULL;
+        p->rx = NULL;
+        if (p->rstate == TCP_R_PAYLOAD)
+            p->rdst = NULL;
+        struct pride_xfer *x = p->sq_head;
+        if (x && x->off > 0) {
+            size_t tl = x->hdr.flags & PRIDE_FRAME_F_CRC32C ? sizeof p->wtrail : 0;
+            p->owe = sizeof x->hdr + x->len + tl - x->off;
+        }
+        p->sq_head = p->sq_tail = NULL;
     }
+}
+
+/* Write the zeros owed for a frame cut short (see drop_refs) before the deadline, reading
+   from the peer meanwhile (it may be finishing a frame to this rank). 1 when paid. */
+static int owe_pay(struct pride_tp *tp, struct tcp_peer *p, int64_t deadline)
+{
+    static const char zeros[4096];
+    while (p->owe > 0) {
+        int gone = p->dead && !p->refused;
+        int64_t left = deadline - pride_now_ns();
+        if (gone || left <= 0)
+            return 0;
+        struct iovec v = {(void *)zeros, p->owe < sizeof zeros ? p->owe : sizeof zeros};
+        struct msghdr mh = {.msg_iov = &v, .msg_iovlen = 1};
+        ssize_t n = tp->sys.sendmsg(tp->sys.user, p->fd, &mh, MSG_NOSIGNAL);
+        if (n > 0) {
+            p->owe -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return 0;
+        struct pollfd pfd = {p->fd, POLLOUT | POLLIN, 0};
+        if (poll(&pfd, 1, (int)(left / 1000000 + 1)) == 1 && (pfd.revents & POLLIN) && !p->dead)
+            peer_read(tp, p);
+    }
+    return 1;
+}
+
+/* Drop all posted work and tell every peer this rank failed collective seq; called
+   with tp->mu held, once. Half a second in all, however many peers are slow. */
+static void tell_peers(struct pride_tp *tp, uint64_t seq, int status, const char *reason)
+{
+    int64_t deadline = pride_now_ns() + INT64_C(500000000);
+    if (tp->detached)
+        return;
     tp->detached = 1;
     size_t rl = strlen(reason);
     if (rl > PRIDE_FRAME_MAX_REASON)
@@ -649,52 +829,102 @@ static void tcp_broadcast_error(struct pride_tp *tp, uint64_t seq, int status, c
                                 .len = rl};
     if (m)
         h.meta = *m;
+    drop_refs(tp);
     for (int j = 0; j < tp->nranks; j++) {
         struct tcp_peer *p = &tp->peers[j];
-        int st = pride_ctx_status(tp->ctx);
-        if (!st)
-            st = status;
-        /* Receives posted and sends queued belong to callers that are giving up:
-           drop every reference to their buffers. */
-        for (struct pride_xfer *x = p->posted_head, *nx; x; x = nx) {
-            nx = x->next;
-            complete(x, st);
-        }
-        p->posted_head = p->posted_tail = NULL;
-        if (p->rx) {
-            complete(p->rx, st);
-            p->rx = NULL;
-            p->rdst = NULL;
-        }
-        int midframe = p->sq_head && p->sq_head->off > 0;
-        for (struct pride_xfer *x = p->sq_head, *nx; x; x = nx) {
-            nx = x->next;
-            complete(x, st);
-        }
-        p->sq_head = p->sq_tail = NULL;
-        if (p->fd < 0 || p->dead)
+        if (p->fd < 0 || (p->dead && !p->refused))
             continue;
-        if (midframe)
-            shutdown(p->fd, SHUT_RDWR); /* cannot cut in mid-frame: the peer sees EOF */
+        if (!owe_pay(tp, p, deadline))
+            shutdown(p->fd, SHUT_RDWR); /* could not finish the frame: the peer sees EOF */
         else
-            write_small(p->fd, &h, sizeof h, reason, rl);
+            write_small(p->fd, &h, sizeof h, reason, rl, deadline);
     }
     pthread_cond_broadcast(&tp->cv);
+}
+
+static void tcp_broadcast_error(struct pride_tp *tp, uint64_t seq, int status, const char *reason)
+{
+    pthread_mutex_lock(&tp->mu);
+    tell_peers(tp, seq, status, reason);
     pthread_mutex_unlock(&tp->mu);
 }
 
+/* The context failed while this rank was making progress (a peer's ERROR frame, a
+   lost connection, a bad frame): pass it on now, called with tp->mu held where no
+   frame is half processed. A rank whose calls had all completed would otherwise
+   tell nobody, and its peers would wait for it until their deadline. */
+static void tell_if_failed(struct pride_tp *tp)
+{
+    int st = atomic_load(&tp->ctx->failed);
+    if (!st || tp->detached)
+        return;
+    char reason[PRIDE_FRAME_MAX_REASON];
+    pthread_mutex_lock(&tp->ctx->mu);
+    snprintf(reason, sizeof reason, "rank %d: %.480s", tp->rank, tp->ctx->last_error);
+    pthread_mutex_unlock(&tp->ctx->mu);
+    tell_peers(tp, tp->last_seq, st, reason);
+}
+
 /* ---- open / close ---- */
+
+static ssize_t sys_sendmsg(void *user, int fd, const struct msghdr *m, int flags)
+{
+    (void)user;
+    return sendmsg(fd, m, flags);
+}
+
+static ssize_t sys_recv(void *user, int fd, void *buf, size_t len, int flags)
+{
+    (void)user;
+    return recv(fd, buf, len, flags);
+}
+
+/* Say goodbye gracefully: shut the sending side of every connection, then read and
+   drop what peers still send until each shuts its side too (or a second passes).
+   Closing a socket with unread data makes the kernel reset the connection and throw
+   away what this rank still had queued for the peer, its last ERROR frame included. */
+static void tcp_linger(struct pride_tp *tp)
+{
+    int n = 0;
+    struct pollfd *pfd = calloc((size_t)tp->nranks, sizeof *pfd);
+    char *sink = malloc(TCP_STAGE_SIZE);
+    if (!pfd || !sink)
+        goto out;
+    for (int j = 0; j < tp->nranks; j++)
+        if (tp->peers[j].fd >= 0 && shutdown(tp->peers[j].fd, SHUT_WR) == 0)
+            pfd[n++] = (struct pollfd){tp->peers[j].fd, POLLIN, 0};
+    int64_t deadline = pride_now_ns() + INT64_C(1000000000);
+    for (int open = n; open > 0;) {
+        int64_t left = deadline - pride_now_ns();
+        if (left <= 0 || poll(pfd, (nfds_t)n, (int)(left / 1000000 + 1)) <= 0)
+            break;
+        for (int i = 0; i < n; i++) {
+            if (pfd[i].fd < 0 || !pfd[i].revents)
+                continue;
+            ssize_t r;
+            while ((r = recv(pfd[i].fd, sink, TCP_STAGE_SIZE, MSG_DONTWAIT)) > 0)
+                ;
+            if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+                pfd[i].fd = -1; /* poll skips it */
+                open--;
+            }
+        }
+    }
+out:
+    free(pfd);
+    free(sink);
+}
 
 static void tcp_close(struct pride_tp *tp)
 {
     if (!tp)
         return;
+    if (tp->peers)
+        tcp_linger(tp);
     for (int j = 0; tp->peers && j < tp->nranks; j++) {
         struct tcp_peer *p = &tp->peers[j];
-        if (p->fd >= 0) {
-            shutdown(p->fd, SHUT_WR);
+        if (p->fd >= 0)
             close(p->fd);
-        }
         for (struct tcp_unexp *u = p->ux_head, *n; u; u = n) {
             n = u->next;
             free(u->data);
@@ -725,6 +955,7 @@ static int tcp_open(pride_context_t *ctx, struct pride_tp **out)
     tp->rank = ctx->rank;
     tp->nranks = ctx->nranks;
     tp->epfd = tp->wakefd = -1;
+    tp->sys = (struct tcp_sys){.sendmsg = sys_sendmsg, .recv = sys_recv};
     pthread_mutex_init(&tp->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

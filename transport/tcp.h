@@ -8,6 +8,8 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 #include "ctx.h"
 #include "transport.h"
@@ -20,12 +22,14 @@ struct tcp_unexp {
     size_t got;
 };
 
-enum tcp_rstate { TCP_R_HDR, TCP_R_PAYLOAD };
+enum tcp_rstate { TCP_R_HDR, TCP_R_PAYLOAD, TCP_R_TRAILER };
 
 struct tcp_peer {
     int fd; /* -1 for this rank itself */
     int rank;
     int dead;
+    size_t owe;   /* zeros still to write to finish a frame cut short by a failure */
+    int refused;  /* dead because it sent a frame of another collective: still writable */
     int want_out; /* EPOLLOUT registered */
     /* sends in order; the head may be partly written */
     struct pride_xfer *sq_head, *sq_tail;
@@ -41,6 +45,11 @@ struct tcp_peer {
     struct pride_xfer *rx;      /* posted receive being filled, or NULL */
     struct tcp_unexp *rux;      /* unexpected frame being filled, or NULL */
     char reason[PRIDE_FRAME_MAX_REASON + 1]; /* ERROR frame payload */
+    /* PRIDE_FRAME_F_CRC32C: the payload's CRC so far and the trailer being read, and
+       the trailer of the frame being written */
+    uint32_t rcrc;
+    uint8_t rtrail[4], wtrail[4];
+    size_t rtrail_got;
     /* staging buffer for reads of small frames */
     char *stage;
     size_t stage_off, stage_len;
@@ -54,6 +63,14 @@ struct tcp_seqslot {
     struct pride_meta meta;
 };
 
+/* The socket calls of the data path. tcp_open fills them with the real ones; the
+   fault-injecting wrapper (faulty.c) replaces them. */
+struct tcp_sys {
+    ssize_t (*sendmsg)(void *user, int fd, const struct msghdr *m, int flags);
+    ssize_t (*recv)(void *user, int fd, void *buf, size_t len, int flags);
+    void *user;
+};
+
 struct pride_tp {
     pride_context_t *ctx;
     int rank, nranks;
@@ -63,11 +80,26 @@ struct pride_tp {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int polling;   /* a thread is inside epoll_wait */
-    int detached;  /* failure: all posted work dropped, nothing more is accepted */
+    int detached;  /* failure: peers told, nothing more is accepted */
+    int dropped;   /* failure: no posted record or caller buffer is referenced any more */
+    uint64_t last_seq; /* the latest collective this rank posted for */
     struct tcp_seqslot seqs[TCP_SEQ_SLOTS];
+    struct tcp_sys sys;
 };
 
 #define TCP_STAGE_SIZE (64 * 1024)
+
+/* What each rank publishes through the store under "tcp-addr/RANK". */
+struct tcp_addr_rec {
+    uint32_t magic;    /* AUTH_HELLO_MAGIC */
+    uint32_t version;  /* AUTH_HELLO_VERSION */
+    char host_id[112]; /* hostname and network namespace */
+    uint8_t addr[16];  /* IPv4 in the first 4 bytes, or IPv6 */
+    uint32_t scope_id;
+    uint16_t port;
+    uint8_t family;    /* 4 or 6 */
+    uint8_t bound;     /* 1: bound to addr only; 0: listening on every address */
+};
 
 /* tcp_connect.c: bind, publish, connect every pair, handshake; fills peers[].fd. */
 int tcp_connect_all(struct pride_tp *tp);

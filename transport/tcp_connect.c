@@ -1,10 +1,19 @@
 /*
  * tcp start-up: choose an address, listen, publish it through the store, and build
  * the full mesh. Rank i connects to every rank below it and accepts every rank above
- * it, so no two ranks wait on each other. Each connection opens with a hello that
- * names the job, the rank and the protocol version; a connection that does not
- * prove it belongs to this job is closed and start-up goes on. The listening socket
- * is closed once the mesh is complete: later connections are refused by the kernel.
+ * it, so no two ranks wait on each other. Every connection proves that both ends
+ * hold the job key before a byte of payload is read (auth.h: nonces both ways, an
+ * HMAC each way). The key is PRIDE_AUTH_KEY's hash, or one rank 0 draws from the
+ * kernel and passes on through the store (or oob_allgather) before the addresses:
+ * then whoever can read the store can join, so on a shared network give every rank
+ * PRIDE_AUTH_KEY. The handshake proves who opened a connection, not what travels on
+ * it afterwards (no encryption, no per-frame MAC).
+ *
+ * The acceptor runs every pending handshake at once from one poll loop, so a
+ * stranger that connects and says nothing, or says too little, costs a slot for a
+ * few seconds and never delays the ranks; junk is dropped at its first wrong byte.
+ * The listening socket is closed once the mesh is complete: later connections are
+ * refused by the kernel.
  *
  * Address: with PRIDE_IFNAME (an interface name or a literal IPv4/IPv6 address) that
  * address is bound and published. Without it the socket listens on every address,
@@ -26,40 +35,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "tcp.h"
 
-#define HELLO_MAGIC 0x48445250u /* "PRDH" */
-#define HELLO_CONNECT 1
-#define HELLO_ACCEPT 2
-
-/* What each rank publishes. */
-struct tcp_addr_rec {
-    uint32_t magic;
-    uint32_t version;
-    char host_id[112]; /* hostname and network namespace */
-    uint8_t addr[16];  /* IPv4 in the first 4 bytes, or IPv6 */
-    uint32_t scope_id;
-    uint16_t port;
-    uint8_t family;    /* 4 or 6 */
-    uint8_t bound;     /* 1: bound to addr only; 0: listening on every address */
-};
-
-struct tcp_hello {
-    uint32_t magic;
-    uint16_t version;
-    uint16_t kind;
-    int32_t rank;
-    int32_t nranks;
-    uint64_t job_hash;
-};
-
-static uint64_t job_hash(const char *job)
-{
-    uint64_t h = UINT64_C(1469598103934665603);
-    for (const unsigned char *p = (const unsigned char *)job; *p; p++)
-        h = (h ^ *p) * UINT64_C(1099511628211);
-    return h;
-}
+/* A stranger (or a rank) has this long to finish its handshake once accepted. */
+#define PEND_TIME_NS INT64_C(5000000000)
+/* Handshakes in progress at once; a flood beyond that pushes out the oldest. */
+#define PEND_MAX 64
 
 static void host_id(char *out, size_t len)
 {
@@ -200,9 +182,81 @@ static void rec_sockaddr(const struct tcp_addr_rec *rec, int use_loopback, struc
     }
 }
 
-static int connect_peer(struct pride_tp *tp, int j, const struct tcp_addr_rec *mine,
-                        const struct tcp_addr_rec *rec, uint64_t jh, int64_t deadline)
+/* Everything a handshake needs to know about this rank. */
+struct hs {
+    struct pride_tp *tp;
+    uint8_t key[AUTH_KEY_LEN];
+    uint64_t jh;
+    const char *job;
+};
+
+/* The job key: PRIDE_AUTH_KEY's hash, or rank 0's random key. Rank 0 publishes a
+   one-byte marker instead when it has PRIDE_AUTH_KEY, so a rank without it can say
+   what is wrong; a key given by the user never travels. */
+static int job_key(pride_context_t *ctx, uint8_t key[AUTH_KEY_LEN])
 {
+    const char *pass = getenv("PRIDE_AUTH_KEY");
+    int have = pass && *pass;
+    struct {
+        uint8_t from_env;
+        uint8_t key[AUTH_KEY_LEN];
+    } mine, *all = NULL;
+    memset(&mine, 0, sizeof mine);
+    mine.from_env = (uint8_t)have;
+    int st = PRIDE_OK;
+    if (have)
+        auth_key_from_passphrase(pass, key);
+    else if (ctx->rank == 0 && auth_random(mine.key, sizeof mine.key) != PRIDE_OK)
+        return pride_error(ctx, PRIDE_ERR_IO, "cannot read random bytes for the job key: %s",
+                           strerror(errno));
+    if (ctx->oob_allgather) { /* everyone takes part; rank 0's entry is the one */
+        all = calloc((size_t)ctx->nranks, sizeof mine);
+        if (!all)
+            return pride_error(ctx, PRIDE_ERR_NOMEM, "no memory for the job key exchange");
+        st = pride_bootstrap_allgather(ctx, "auth-key", &mine, all, sizeof mine);
+        if (st == PRIDE_OK)
+            mine = all[0];
+    } else if (ctx->rank == 0) {
+        st = pride_store_set(ctx->store, "auth-key", &mine, have ? 1 : sizeof mine);
+        if (st)
+            pride_error(ctx, st, "cannot publish the job key: %s", ctx->store->why);
+    } else if (!have) {
+        void *val = NULL;
+        size_t len = 0;
+        st = pride_store_get(ctx->store, "auth-key", &val, &len,
+                             pride_deadline_ns(ctx->timeout_ms));
+        if (st)
+            pride_error(ctx, st,
+                        "rank 0 never published the job key within %d ms (is it running, with "
+                        "the same store and job?): %s",
+                        ctx->timeout_ms, ctx->store->why);
+        else if ((len != 1 && len != sizeof mine) || (len == 1) != (((uint8_t *)val)[0] == 1))
+            st = pride_error(ctx, PRIDE_ERR_AUTH, "rank 0 published a job key this build cannot "
+                                                  "read (another pride version?)");
+        else
+            memcpy(&mine, val, len);
+        if (val)
+            explicit_bzero(val, len);
+        free(val);
+    }
+    if (all)
+        explicit_bzero(all, (size_t)ctx->nranks * sizeof mine);
+    free(all);
+    if (!st && !have && ctx->rank != 0 && mine.from_env)
+        st = pride_error(ctx, PRIDE_ERR_AUTH,
+                         "rank 0 has PRIDE_AUTH_KEY set and this rank (%d) has not: give every "
+                         "rank the same PRIDE_AUTH_KEY",
+                         ctx->rank);
+    if (!st && !have)
+        memcpy(key, mine.key, AUTH_KEY_LEN);
+    explicit_bzero(&mine, sizeof mine);
+    return st;
+}
+
+static int connect_peer(const struct hs *hs, int j, const struct tcp_addr_rec *mine,
+                        const struct tcp_addr_rec *rec, int64_t deadline)
+{
+    struct pride_tp *tp = hs->tp;
     pride_context_t *ctx = tp->ctx;
     struct sockaddr_storage ss;
     socklen_t sl;
@@ -238,22 +292,47 @@ static int connect_peer(struct pride_tp *tp, int j, const struct tcp_addr_rec *m
         goto fail;
     }
     tune_socket(fd);
-    struct tcp_hello h = {HELLO_MAGIC, PRIDE_PROTO_VERSION, HELLO_CONNECT, tp->rank, tp->nranks, jh};
-    st = io_full(fd, &h, sizeof h, deadline, 1);
-    if (st == PRIDE_OK)
-        st = io_full(fd, &h, sizeof h, deadline, 0);
-    if (st != PRIDE_OK) {
-        pride_error(ctx, st, "handshake with rank %d at %s port %u: %s", j, astr, rec->port,
-                    st == PRIDE_ERR_TIMEOUT ? "no answer in time" : "connection closed");
+    struct auth_hello out, in;
+    auth_hello_fill(&out, AUTH_HELLO_CONNECT, tp->rank, tp->nranks, hs->jh);
+    if (auth_random(out.nonce, sizeof out.nonce) != PRIDE_OK) {
+        st = pride_error(ctx, PRIDE_ERR_IO, "cannot read random bytes for a handshake nonce");
         goto fail;
     }
-    if (h.magic != HELLO_MAGIC || h.version != PRIDE_PROTO_VERSION || h.kind != HELLO_ACCEPT ||
-        h.rank != j || h.nranks != tp->nranks || h.job_hash != jh) {
+    st = io_full(fd, &out, sizeof out, deadline, 1);
+    if (st == PRIDE_OK)
+        st = io_full(fd, &in, sizeof in, deadline, 0);
+    if (st != PRIDE_OK) {
+        pride_error(ctx, st, "handshake with rank %d at %s port %u: %s", j, astr, rec->port,
+                    st == PRIDE_ERR_TIMEOUT
+                        ? "no answer in time"
+                        : "connection closed (the rank dropped it: another pride version?)");
+        goto fail;
+    }
+    char why[200];
+    struct auth_expect e = {AUTH_HELLO_CHALLENGE, tp->rank, j, tp->nranks, hs->jh};
+    if (auth_hello_check(&in, sizeof in, &e, why, sizeof why) != 1) {
+        st = pride_error(ctx, PRIDE_ERR_AUTH, "rank %d at %s port %u answered the handshake "
+                         "wrongly: %s", j, astr, rec->port, why);
+        goto fail;
+    }
+    uint8_t mac[AUTH_DIGEST_LEN];
+    auth_hello_mac(hs->key, 'A', out.nonce, in.nonce, tp->rank, j, tp->nranks, hs->job, mac);
+    if (!auth_equal(mac, in.mac, sizeof mac)) {
         st = pride_error(ctx, PRIDE_ERR_AUTH,
-                         "rank %d at %s port %u answered the handshake as rank %d of %d, "
-                         "version %u, %s job",
-                         j, astr, rec->port, (int)h.rank, (int)h.nranks, (unsigned)h.version,
-                         h.job_hash == jh ? "same" : "another");
+                         "rank %d at %s port %u could not prove it holds this job's key: the "
+                         "ranks have different keys (give every rank the same PRIDE_AUTH_KEY, "
+                         "or none)",
+                         j, astr, rec->port);
+        goto fail;
+    }
+    struct auth_hello proof;
+    auth_hello_fill(&proof, AUTH_HELLO_PROOF, tp->rank, tp->nranks, hs->jh);
+    auth_hello_mac(hs->key, 'C', out.nonce, in.nonce, tp->rank, j, tp->nranks, hs->job,
+                   proof.mac);
+    st = io_full(fd, &proof, sizeof proof, deadline, 1);
+    if (st != PRIDE_OK) {
+        pride_error(ctx, st, "handshake with rank %d at %s port %u: connection closed before "
+                    "this rank's proof was sent", j, astr, rec->port);
         goto fail;
     }
     tp->peers[j].fd = fd;
@@ -263,31 +342,157 @@ fail:
     return st;
 }
 
-/* Accept one connection; returns 1 if it became a peer, 0 if a stranger was dropped. */
-static int accept_one(struct pride_tp *tp, int lfd, uint64_t jh, int64_t deadline)
+/* One accepted connection in the middle of its handshake. */
+struct pend {
+    int fd;
+    int proof_due; /* 0: reading CONNECT; 1: CHALLENGE sent, reading PROOF */
+    int rank;
+    size_t got;
+    int64_t deadline;
+    struct auth_hello in;
+    uint8_t nonce_c[AUTH_NONCE_LEN], nonce_a[AUTH_NONCE_LEN];
+};
+
+/* Why the last connection that named a rank of this job failed its proof. */
+struct auth_note {
+    int rank; /* -1: none */
+    char why[160];
+};
+
+/* Read what p has sent. Returns 1 when p became a peer, 0 while it is still
+   talking, -1 to drop it. */
+static int pend_read(const struct hs *hs, struct pend *p, struct auth_note *note)
 {
-    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0)
+    struct pride_tp *tp = hs->tp;
+    ssize_t n = recv(p->fd, (char *)&p->in + p->got, sizeof p->in - p->got, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return 0;
-    /* A stranger gets a short while to speak, never the whole start-up. */
-    int64_t hd = pride_now_ns() + INT64_C(2000000000);
-    struct tcp_hello h;
-    if (io_full(fd, &h, sizeof h, hd < deadline ? hd : deadline, 0) != PRIDE_OK)
-        goto drop;
-    if (h.magic != HELLO_MAGIC || h.version != PRIDE_PROTO_VERSION || h.kind != HELLO_CONNECT ||
-        h.job_hash != jh || h.nranks != tp->nranks || h.rank <= tp->rank ||
-        h.rank >= tp->nranks || tp->peers[h.rank].fd >= 0)
-        goto drop;
-    int j = h.rank;
-    struct tcp_hello r = {HELLO_MAGIC, PRIDE_PROTO_VERSION, HELLO_ACCEPT, tp->rank, tp->nranks, jh};
-    if (io_full(fd, &r, sizeof r, deadline, 1) != PRIDE_OK)
-        goto drop;
-    tune_socket(fd);
-    tp->peers[j].fd = fd;
+    if (n <= 0) {
+        if (p->proof_due) {
+            note->rank = p->rank;
+            snprintf(note->why, sizeof note->why,
+                     "it hung up instead of proving it holds the job key");
+        }
+        return -1;
+    }
+    p->got += (size_t)n;
+    char why[200];
+    struct auth_expect e = {p->proof_due ? AUTH_HELLO_PROOF : AUTH_HELLO_CONNECT, tp->rank,
+                            p->proof_due ? p->rank : -1, tp->nranks, hs->jh};
+    int c = auth_hello_check(&p->in, p->got, &e, why, sizeof why);
+    if (c <= 0)
+        return c < 0 ? -1 : 0;
+    if (!p->proof_due) {
+        p->rank = p->in.rank;
+        if (tp->peers[p->rank].fd >= 0)
+            return -1;
+        memcpy(p->nonce_c, p->in.nonce, AUTH_NONCE_LEN);
+        struct auth_hello ch;
+        auth_hello_fill(&ch, AUTH_HELLO_CHALLENGE, tp->rank, tp->nranks, hs->jh);
+        if (auth_random(p->nonce_a, AUTH_NONCE_LEN) != PRIDE_OK)
+            return -1;
+        memcpy(ch.nonce, p->nonce_a, AUTH_NONCE_LEN);
+        auth_hello_mac(hs->key, 'A', p->nonce_c, p->nonce_a, p->rank, tp->rank, tp->nranks,
+                       hs->job, ch.mac);
+        if (io_full(p->fd, &ch, sizeof ch, p->deadline, 1) != PRIDE_OK)
+            return -1;
+        p->proof_due = 1;
+        p->got = 0;
+        return 0;
+    }
+    uint8_t mac[AUTH_DIGEST_LEN];
+    auth_hello_mac(hs->key, 'C', p->nonce_c, p->nonce_a, p->rank, tp->rank, tp->nranks, hs->job,
+                   mac);
+    if (!auth_equal(mac, p->in.mac, sizeof mac)) {
+        note->rank = p->rank;
+        snprintf(note->why, sizeof note->why,
+                 "its proof did not match this rank's job key (different PRIDE_AUTH_KEY?)");
+        return -1;
+    }
+    if (tp->peers[p->rank].fd >= 0)
+        return -1;
+    tune_socket(p->fd);
+    tp->peers[p->rank].fd = p->fd;
     return 1;
-drop:
-    close(fd);
-    return 0;
+}
+
+static void pend_drop(struct pend *pend, int *npend, int i, int close_fd)
+{
+    if (close_fd)
+        close(pend[i].fd);
+    pend[i] = pend[--*npend];
+}
+
+/* Accept until every higher rank has connected and proved itself. */
+static int accept_all(const struct hs *hs, int lfd, int64_t deadline)
+{
+    struct pride_tp *tp = hs->tp;
+    pride_context_t *ctx = tp->ctx;
+    struct pend pend[PEND_MAX];
+    struct pollfd pfd[PEND_MAX + 1];
+    struct auth_note note = {-1, ""};
+    int npend = 0, st = PRIDE_OK;
+    int need = tp->nranks - 1 - tp->rank;
+    while (need > 0) {
+        int64_t now = pride_now_ns(), until = deadline;
+        if (now >= deadline) {
+            int missing = -1;
+            for (int j = tp->nranks - 1; j > tp->rank; j--)
+                if (tp->peers[j].fd < 0)
+                    missing = j;
+            if (note.rank == missing)
+                st = pride_error(ctx, PRIDE_ERR_AUTH,
+                                 "rank %d did not connect within %d ms: a connection that said "
+                                 "it was rank %d failed authentication: %s",
+                                 missing, ctx->timeout_ms, missing, note.why);
+            else
+                st = pride_error(ctx, PRIDE_ERR_TIMEOUT,
+                                 "rank %d did not connect within %d ms (%d ranks missing)",
+                                 missing, ctx->timeout_ms, need);
+            break;
+        }
+        pfd[0] = (struct pollfd){lfd, POLLIN, 0};
+        for (int i = 0; i < npend; i++) {
+            pfd[i + 1] = (struct pollfd){pend[i].fd, POLLIN, 0};
+            if (pend[i].deadline < until)
+                until = pend[i].deadline;
+        }
+        int ms = until > now ? (int)((until - now) / 1000000 + 1) : 0;
+        if (poll(pfd, (nfds_t)npend + 1, ms) < 0 && errno != EINTR) {
+            st = pride_error(ctx, PRIDE_ERR_TRANSPORT, "poll: %s", strerror(errno));
+            break;
+        }
+        now = pride_now_ns();
+        for (int i = npend - 1; i >= 0; i--) { /* backwards: dropping moves the last here */
+            int r = 0;
+            if (pfd[i + 1].revents)
+                r = pend_read(hs, &pend[i], &note);
+            if (r == 0 && now >= pend[i].deadline)
+                r = -1;
+            if (r != 0)
+                pend_drop(pend, &npend, i, r < 0);
+            if (r > 0)
+                need--;
+        }
+        if (!(pfd[0].revents & POLLIN))
+            continue;
+        for (;;) {
+            int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+            if (fd < 0)
+                break;
+            if (npend == PEND_MAX) { /* push out the oldest */
+                int old = 0;
+                for (int i = 1; i < npend; i++)
+                    if (pend[i].deadline < pend[old].deadline)
+                        old = i;
+                pend_drop(pend, &npend, old, 1);
+            }
+            pend[npend++] = (struct pend){.fd = fd, .rank = -1, .deadline = now + PEND_TIME_NS};
+        }
+    }
+    for (int i = 0; i < npend; i++)
+        close(pend[i].fd);
+    return st;
 }
 
 int tcp_connect_all(struct pride_tp *tp)
@@ -296,17 +501,23 @@ int tcp_connect_all(struct pride_tp *tp)
     char why[256] = "";
     int st, lfd = -1;
     struct tcp_addr_rec mine, *all = NULL;
+    struct hs hs = {.tp = tp, .jh = auth_job_hash(ctx->job), .job = ctx->job};
     memset(&mine, 0, sizeof mine);
-    mine.magic = HELLO_MAGIC;
-    mine.version = PRIDE_PROTO_VERSION;
+    mine.magic = AUTH_HELLO_MAGIC;
+    mine.version = AUTH_HELLO_VERSION;
     host_id(mine.host_id, sizeof mine.host_id);
 
+    st = job_key(ctx, hs.key);
+    if (st)
+        return st;
     struct sockaddr_storage ss;
     socklen_t sl;
     if (ctx->ifname[0]) {
         st = resolve_ifname(ctx->ifname, &ss, &sl, why, sizeof why);
-        if (st)
-            return pride_error(ctx, st, "%s", why);
+        if (st) {
+            pride_error(ctx, st, "%s", why);
+            goto out;
+        }
         mine.bound = 1;
     } else {
         struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
@@ -317,8 +528,10 @@ int tcp_connect_all(struct pride_tp *tp)
         default_addr(&mine);
     }
     lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (lfd < 0)
-        return pride_error(ctx, PRIDE_ERR_TRANSPORT, "socket: %s", strerror(errno));
+    if (lfd < 0) {
+        st = pride_error(ctx, PRIDE_ERR_TRANSPORT, "socket: %s", strerror(errno));
+        goto out;
+    }
     if (bind(lfd, (struct sockaddr *)&ss, sl) != 0 || listen(lfd, 256) != 0) {
         st = pride_error(ctx, PRIDE_ERR_TRANSPORT, "bind/listen on %s: %s",
                          ctx->ifname[0] ? ctx->ifname : "any address", strerror(errno));
@@ -349,7 +562,7 @@ int tcp_connect_all(struct pride_tp *tp)
     if (st)
         goto out;
     for (int j = 0; j < tp->nranks; j++) {
-        if (all[j].magic != HELLO_MAGIC || all[j].version != PRIDE_PROTO_VERSION) {
+        if (all[j].magic != AUTH_HELLO_MAGIC || all[j].version != AUTH_HELLO_VERSION) {
             st = pride_error(ctx, PRIDE_ERR_TRANSPORT,
                              "rank %d published an address this build cannot read (version %u)",
                              j, (unsigned)all[j].version);
@@ -357,35 +570,20 @@ int tcp_connect_all(struct pride_tp *tp)
         }
         all[j].host_id[sizeof all[j].host_id - 1] = 0;
     }
-    uint64_t jh = job_hash(ctx->job);
     int64_t deadline = pride_deadline_ns(ctx->timeout_ms);
     for (int j = 0; j < tp->rank; j++) {
-        st = connect_peer(tp, j, &mine, &all[j], jh, deadline);
+        st = connect_peer(&hs, j, &mine, &all[j], deadline);
         if (st)
             goto out;
     }
-    int need = tp->nranks - 1 - tp->rank;
-    while (need > 0) {
-        int64_t left = deadline - pride_now_ns();
-        if (left <= 0) {
-            int missing = -1;
-            for (int j = tp->nranks - 1; j > tp->rank; j--)
-                if (tp->peers[j].fd < 0)
-                    missing = j;
-            st = pride_error(ctx, PRIDE_ERR_TIMEOUT,
-                             "rank %d did not connect within %d ms (%d ranks missing)", missing,
-                             ctx->timeout_ms, need);
-            goto out;
-        }
-        struct pollfd pfd = {lfd, POLLIN, 0};
-        if (poll(&pfd, 1, (int)(left / 1000000 + 1)) == 1)
-            need -= accept_one(tp, lfd, jh, deadline);
-    }
+    st = accept_all(&hs, lfd, deadline);
+    if (st)
+        goto out;
     for (int j = 0; j < tp->nranks; j++)
         if (tp->peers[j].fd >= 0)
             set_nonblock(tp->peers[j].fd);
-    st = PRIDE_OK;
 out:
+    explicit_bzero(hs.key, sizeof hs.key);
     free(all);
     if (lfd >= 0)
         close(lfd);

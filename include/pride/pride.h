@@ -10,6 +10,7 @@
 #include "pride/context.h"
 #include "pride/collectives.h"
 #include "pride/vote.h"
+#include "pride/optimizer.h"
 
 #define PRIDE_VERSION_MAJOR 0
 #define PRIDE_VERSION_MINOR 1

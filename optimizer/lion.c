@@ -1,0 +1,148 @@
+/*
+ * Lion in three forms: one process ("lion"), on the allreduce-averaged gradient
+ * ("global-lion"), and Distributed Lion ("dlion-mavo", "dlion-avg").
+ *
+ * The one idea: Lion's update is the sign of an interpolated momentum, so ranks that
+ * keep their own momentum can agree on the update by exchanging one bit per element
+ * (bit set = positive; sign(0) packs as negative) and combining the bits by majority
+ * (pride_vote, ties by the configured rule) or by mean (pride_vote_count:
+ * delta = (2*count - N) / N), instead of allreducing 32-bit gradients. The weight update x -= lr * (delta + wd * x) then uses
+ * only numbers every rank holds, so replicas stay bit-identical.
+ */
+#include <string.h>
+
+#include "optim.h"
+
+static inline float sign0(float c) { return (float)((c > 0) - (c < 0)); }
+
+/* The one-process rule over one tensor: decoupled decay first, then the sign of the
+   interpolation of the old momentum, then the momentum (ALGORITHMS.md, Lion). */
+static void lion_rule(float *restrict x, float *restrict m, const float *restrict g, size_t n,
+                      float lr, float wd, float b1, float b2)
+{
+    const float decay = 1.0f - lr * wd;
+    for (size_t i = 0; i < n; i++) {
+        float c = b1 * m[i] + (1.0f - b1) * g[i];
+        x[i] = x[i] * decay;
+        x[i] = x[i] - lr * sign0(c);
+        m[i] = b2 * m[i] + (1.0f - b2) * g[i];
+    }
+}
+
+int lion_step(struct pride_optim *o, const float *grads)
+{
+    for (size_t k = 0; k < o->nt; k++) {
+        size_t off = o->t[k].offset;
+        lion_rule(o->x + off, o->m + off, grads + off, o->t[k].count, o->lr, o->wd, o->beta1,
+                  o->beta2);
+    }
+    return PRIDE_OK;
+}
+
+/* One allreduce per tensor, all started first: tensor k is updated while the
+   allreduces of the tensors after it are still on the wire. */
+int lion_global_step(struct pride_optim *o, const float *grads)
+{
+    int st = PRIDE_OK;
+    for (size_t k = 0; k < o->nt && st == PRIDE_OK; k++)
+        st = optim_istart(o, k, k, grads, o->gbuf, PRIDE_FLOAT32, PRIDE_AVG);
+    for (size_t k = 0; k < o->nt && st == PRIDE_OK; k++) {
+        st = optim_wait(o, k);
+        if (st != PRIDE_OK)
+            break;
+        size_t off = o->t[k].offset;
+        lion_rule(o->x + off, o->m + off, o->gbuf + off, o->t[k].count, o->lr, o->wd, o->beta1,
+                  o->beta2);
+    }
+    return st == PRIDE_OK ? st : optim_drain(o, st);
+}
+
+/* Both walk the tensor one 64-bit word of signs at a time (the first and last word
+   may be partial when a tensor does not start or end on a multiple of 64). */
+void lion_pack_and_advance(float *restrict m, const float *restrict g, uint64_t *restrict bits,
+                           size_t off, size_t count, float b1, float b2)
+{
+    for (size_t e = off, end = off + count; e < end;) {
+        size_t lo = e % 64, hi = end - e < 64 - lo ? lo + (end - e) : 64;
+        uint64_t word = 0;
+        for (size_t b = lo; b < hi; b++, e++) {
+            float c = b1 * m[e] + (1.0f - b1) * g[e];
+            word |= (uint64_t)(c > 0) << b;
+            m[e] = b2 * m[e] + (1.0f - b2) * g[e];
+        }
+        bits[(e - 1) / 64] |= word;
+    }
+}
+
+void lion_apply_bits(float *restrict x, const uint64_t *restrict bits, size_t off, size_t count,
+                     float lr, float wd)
+{
+    for (size_t e = off, end = off + count; e < end;) {
+        size_t lo = e % 64, hi = end - e < 64 - lo ? lo + (end - e) : 64;
+        uint64_t word = bits[e / 64];
+        for (size_t b = lo; b < hi; b++, e++) {
+            float d = (word >> b & 1) ? 1.0f : -1.0f;
+            x[e] = x[e] - lr * (d + wd * x[e]);
+        }
+    }
+}
+
+/* x -= lr * (delta + wd * x) with delta = (2 * count - N) / N, the mean of the signs. */
+static void lion_apply_counts(float *restrict x, const uint8_t *restrict counts, size_t off,
+                              size_t count, int nranks, float lr, float wd)
+{
+    x += off;
+    counts += off;
+    const float fn = (float)nranks;
+    for (size_t i = 0; i < count; i++) {
+        float d = (float)(2 * (int)counts[i] - nranks) / fn;
+        x[i] = x[i] - lr * (d + wd * x[i]);
+    }
+}
+
+/* Majority vote of o->bits in place. A tie rule that favours element parity alone
+   would push a weight whose ranks keep splitting evenly the same way at every step, so
+   ALTERNATE also alternates with the step: on odd steps the votes go in inverted and
+   come out inverted (majority(~b) = ~majority(b) except on ties, where the rule's
+   parity is mirrored). */
+int lion_vote(struct pride_optim *o)
+{
+    size_t words = (o->n + 63) / 64;
+    int flip = o->tie == PRIDE_TIE_ALTERNATE && (o->step & 1);
+    if (flip)
+        for (size_t w = 0; w < words; w++)
+            o->bits[w] = ~o->bits[w];
+    int64_t t0 = optim_comm_begin();
+    int st = pride_vote(o->ctx, o->bits, o->bits, o->n, o->tie);
+    optim_comm_end(o, t0);
+    if (flip)
+        for (size_t w = 0; w < words; w++)
+            o->bits[w] = ~o->bits[w];
+    return st;
+}
+
+int lion_dlion_step(struct pride_optim *o, const float *grads)
+{
+    memset(o->bits, 0, (o->n + 63) / 64 * sizeof *o->bits);
+    for (size_t k = 0; k < o->nt; k++)
+        lion_pack_and_advance(o->m, grads, o->bits, o->t[k].offset, o->t[k].count, o->beta1,
+                              o->beta2);
+    int st;
+    if (o->algo == OPTIM_DLION_MAVO) {
+        st = lion_vote(o);
+    } else {
+        int64_t t0 = optim_comm_begin();
+        st = pride_vote_count(o->ctx, o->bits, o->counts, o->n);
+        optim_comm_end(o, t0);
+    }
+    if (st != PRIDE_OK)
+        return st;
+    for (size_t k = 0; k < o->nt; k++) {
+        if (o->algo == OPTIM_DLION_MAVO)
+            lion_apply_bits(o->x, o->bits, o->t[k].offset, o->t[k].count, o->lr, o->wd);
+        else
+            lion_apply_counts(o->x, o->counts, o->t[k].offset, o->t[k].count, o->nranks, o->lr,
+                              o->wd);
+    }
+    return PRIDE_OK;
+}
