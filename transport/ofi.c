@@ -46,7 +46,7 @@
 #define BELL_BACKOFF_MAX_NS INT64_C(10000000)
 #define FD_WAIT_CAP_NS INT64_C(250000000) /* re-check even with a wait fd */
 #define DEAD_GRACE_NS INT64_C(500000000)  /* drain what a dead peer sent before failing */
-#define DETACH_NS INT64_C(300000000)      /* broadcast_error: time to get buffers back */
+#define DETACH_NS INT64_C(1000000000)     /* broadcast_error: time to get buffers back */
 
 /* ---- lists and ops ---- */
 
@@ -836,6 +836,43 @@ static int holds_user_or_err_send(const struct pride_tp *tp)
     return 0;
 }
 
+/* A large payload under way with peer j? */
+static int payload_with(const struct pride_tp *tp, int j)
+{
+    for (const struct ofi_op *op = tp->posted.head; op; op = op->next)
+        if ((op->kind == OFI_OP_SEND_PAYLOAD || op->kind == OFI_OP_RECV_PAYLOAD) &&
+            op->peer == j)
+            return 1;
+    return 0;
+}
+
+static void err_send(struct pride_tp *tp, int j, const struct pride_frame_hdr *h,
+                     const char *reason)
+{
+    struct ofi_op *op = ofi_op_new(tp);
+    if (!op)
+        return;
+    op->kind = OFI_OP_ERR_SEND;
+    op->peer = j;
+    op->hdr = *h;
+    memcpy(op->small, reason, h->len);
+    op->iov[0] = (struct iovec){&op->hdr, HDR_LEN};
+    op->iov[1] = (struct iovec){op->small, h->len};
+    op->desc[0] = op->desc[1] = slab_desc(op);
+    op->msg = (struct fi_msg_tagged){.msg_iov = op->iov,
+                                     .desc = op->desc,
+                                     .iov_count = h->len ? 2 : 1,
+                                     .addr = tp->peers[j].addr,
+                                     .tag = OFI_TAG_CTRL | (uint32_t)tp->rank,
+                                     .context = &op->fctx};
+    op_post(tp, op);
+}
+
+/* Tell every peer, give the callers' buffers back. Receives for frame headers are
+   cancelled; a large payload under way is left to finish, and its peer is told only
+   then (or at half time): cancelling such a transfer, or sending on its connection
+   while it runs, has been seen to wedge tcp;ofi_rxm, whose endpoint then cannot even
+   be closed safely. */
 static void ofi_broadcast_error(struct pride_tp *tp, uint64_t seq, int status, const char *reason)
 {
     pthread_mutex_lock(&tp->mu);
@@ -866,44 +903,39 @@ static void ofi_broadcast_error(struct pride_tp *tp, uint64_t seq, int status, c
                                 .len = rl};
     if (s->valid && s->seq == seq)
         h.meta = s->meta;
-    for (int j = 0; j < tp->nranks; j++) {
-        if (j == tp->rank || tp->peers[j].dead_ns)
-            continue;
-        struct ofi_op *op = ofi_op_new(tp);
-        if (!op)
-            break;
-        op->kind = OFI_OP_ERR_SEND;
-        op->peer = j;
-        op->hdr = h;
-        memcpy(op->small, reason, rl);
-        op->iov[0] = (struct iovec){&op->hdr, HDR_LEN};
-        op->iov[1] = (struct iovec){op->small, rl};
-        op->desc[0] = op->desc[1] = slab_desc(op);
-        op->msg = (struct fi_msg_tagged){.msg_iov = op->iov,
-                                         .desc = op->desc,
-                                         .iov_count = rl ? 2 : 1,
-                                         .addr = tp->peers[j].addr,
-                                         .tag = OFI_TAG_CTRL | (uint32_t)tp->rank,
-                                         .context = &op->fctx};
-        op_post(tp, op);
-    }
-    /* Receives the callers are giving up on: ask for them back. */
     for (struct ofi_op *op = tp->posted.head; op; op = op->next) {
-        if (op->kind != OFI_OP_RECV && op->kind != OFI_OP_RECV_PAYLOAD)
+        if (op->kind != OFI_OP_RECV)
             continue;
         op->cancelled = 1;
         fi_cancel(&tp->ep->fid, &op->fctx);
     }
-    int64_t deadline = pride_now_ns() + DETACH_NS;
-    while (holds_user_or_err_send(tp) && pride_now_ns() < deadline) {
+    for (int j = 0; j < tp->nranks; j++)
+        tp->peers[j].told = j == tp->rank || tp->peers[j].dead_ns;
+    int64_t deadline = pride_now_ns() + DETACH_NS, tell_by = deadline - DETACH_NS / 2;
+    for (;;) {
+        int64_t now = pride_now_ns();
+        int untold = 0;
+        for (int j = 0; j < tp->nranks; j++) {
+            if (tp->peers[j].told)
+                continue;
+            if (payload_with(tp, j) && now < tell_by) {
+                untold = 1;
+                continue;
+            }
+            err_send(tp, j, &h, reason);
+            tp->peers[j].told = 1;
+        }
+        if ((!untold && !holds_user_or_err_send(tp)) || now >= deadline)
+            break;
+        int64_t until = untold ? tell_by : deadline;
         if (!tp->polling) {
             tp->polling = 1;
             if (progress(tp) == 0)
-                block(tp, deadline);
+                block(tp, until);
             tp->polling = 0;
             pthread_cond_broadcast(&tp->cv);
         } else {
-            struct timespec ts = {deadline / 1000000000, deadline % 1000000000};
+            struct timespec ts = {until / 1000000000, until % 1000000000};
             pthread_cond_timedwait(&tp->cv, &tp->mu, &ts);
         }
     }

@@ -101,6 +101,7 @@ struct ofi_peer {
     int pidfd;        /* this host and pid namespace: readable once the peer exits */
     int bell;         /* a copy of its wake-up eventfd (CQ without wait fd), or -1 */
     int64_t dead_ns;  /* when it was seen to exit, or 0 */
+    int told;         /* broadcast_error: its ERROR frame is out */
 };
 
 /* The meta of recent sequence numbers, for the ERROR frames that name them. */

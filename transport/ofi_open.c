@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -197,6 +198,20 @@ static int ofi_objects(struct pride_tp *tp)
     ret = fi_ep_bind(tp->ep, &tp->av->fid, 0);
     if (ret)
         return ofi_setup_error(ctx, "fi_ep_bind(av)", ret);
+    if (!strcmp(tp->prov, "shm")) {
+        /* shm names its region in /dev/shm after the pid; the region of a process that
+           was killed stays behind, and a later process given the same pid could not
+           start. A random name cannot meet a stale one. */
+        char name[64];
+        uint64_t nonce = 0;
+        if (getrandom(&nonce, sizeof nonce, 0) != (ssize_t)sizeof nonce)
+            nonce = (uint64_t)pride_now_ns() ^ ((uint64_t)getpid() << 32);
+        snprintf(name, sizeof name, "pride_%d_%d_%016llx", (int)getpid(), tp->rank,
+                 (unsigned long long)nonce);
+        ret = fi_setname(&tp->ep->fid, name, strlen(name) + 1);
+        if (ret)
+            return ofi_setup_error(ctx, "fi_setname", ret);
+    }
     ret = fi_enable(tp->ep);
     if (ret)
         return ofi_setup_error(ctx, "fi_enable", ret);

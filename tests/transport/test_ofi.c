@@ -490,7 +490,7 @@ static int fail_with_posted(pride_context_t *ctx, int rank, int n, void *arg)
     }
     st = coll_end(&c, coll_wait(&c, xs, 2));
     ECHECK(ctx, st == PRIDE_ERR_PEER);
-    HCHECK(strstr(pride_last_error(ctx), "rank 0 gave up on broadcast") != NULL);
+    ECHECK(ctx, strstr(pride_last_error(ctx), "rank 0 gave up on broadcast") != NULL);
     HCHECK(strstr(pride_last_error(ctx), "on purpose") != NULL);
     free(buf);
     return 0;
