@@ -662,6 +662,19 @@ static void test_bad_provider(void **state)
     assert_int_equal(pride_init(&c, &ctx), PRIDE_OK); /* a job of one */
     assert_int_equal(pride_nranks(ctx), 1);
     assert_int_equal(pride_finalize(ctx), PRIDE_OK);
+    /* an interface picks the domain of providers with socket addresses (shm has none) */
+    c.ifname = "lo";
+    assert_int_equal(pride_init(&c, &ctx), PRIDE_OK);
+    assert_int_equal(pride_finalize(ctx), PRIDE_OK);
+    c.ifname = "no-such-if0";
+    ctx = NULL;
+    int st = pride_init(&c, &ctx);
+    if (strcmp(prov, "shm") == 0) {
+        assert_int_equal(st, PRIDE_OK);
+        assert_int_equal(pride_finalize(ctx), PRIDE_OK);
+    } else {
+        assert_int_equal(st, PRIDE_ERR_TRANSPORT);
+    }
 }
 
 /* ---- groups: one per provider ---- */
