@@ -385,6 +385,30 @@ static void test_program_args_pass_through(void **state)
     tool_free(&r);
 }
 
+/* An outside program that only calls pride_init(NULL, &ctx): one rank alone, and four
+   ranks with distinct ranks 0..3 of 4. */
+static void test_outside_program(void **state)
+{
+    (void)state;
+    char hello[4096];
+    snprintf(hello, sizeof hello, "%s/pride-hello", getenv("PRIDE_TOOLS_DIR"));
+    const char *one[] = {"-n", "1", hello, NULL};
+    struct tool_out r = tool_run(one);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "[0] rank 0 of 1"));
+    tool_free(&r);
+    const char *four[] = {"-n", "4", hello, NULL};
+    r = tool_run(four);
+    assert_int_equal(r.status, 0);
+    for (int k = 0; k < 4; k++) {
+        char want[64];
+        snprintf(want, sizeof want, "[%d] rank %d of 4", k, k);
+        assert_non_null(strstr(r.out, want));
+    }
+    assert_int_equal(count_all_lines(r.out), 4);
+    tool_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -399,6 +423,7 @@ int main(void)
         cmocka_unit_test(test_help),
         cmocka_unit_test(test_cannot_execute),
         cmocka_unit_test(test_program_args_pass_through),
+        cmocka_unit_test(test_outside_program),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
