@@ -6,6 +6,7 @@
 #   install     cmake --install the build into DIR/prefix and check the files it must hold
 #   cmake-c     the C example through find_package(pride), run with pride-run -n 2
 #   pkgconfig-c the C example through `pkg-config --cflags --libs pride`, run likewise
+#   static-c    the C example linked with pride::pride_static: no libpride.so needed
 #   cxx         the C++ example through find_package(pride), run likewise
 #   fortran     the Fortran example through find_package(pride) (77: no gfortran)
 #   version     find_package(pride 99) must fail: the version file rejects it
@@ -85,6 +86,20 @@ pkgconfig-c)
     cc -Wall -Wextra -Werror -o "$work/pc_c" "$ex/c/example.c" $flags -lm ||
         fail "cc with pkg-config flags ($flags) failed"
     run2 "$work/pc_c" "allreduce 3 vote 00000000ffffffff lion 0.99"
+    ;;
+static-c)
+    mkdir -p "$work/static-src"
+    printf '%s\n' 'cmake_minimum_required(VERSION 3.18)' 'project(static_c LANGUAGES C)' \
+        'find_package(pride 0.1 REQUIRED)' "add_executable(static_c $ex/c/example.c)" \
+        'target_link_libraries(static_c PRIVATE pride::pride_static m)' \
+        >"$work/static-src/CMakeLists.txt"
+    cmake -S "$work/static-src" -B "$work/static" -DCMAKE_PREFIX_PATH="$prefix" >"$work/static.log" 2>&1 &&
+        cmake --build "$work/static" >>"$work/static.log" 2>&1 ||
+        { cat "$work/static.log" >&2; fail "building with pride::pride_static failed"; }
+    if ldd "$work/static/static_c" | grep -q libpride; then
+        fail "the static_c program needs libpride.so"
+    fi
+    run2 "$work/static/static_c" "allreduce 3 vote 00000000ffffffff lion 0.99"
     ;;
 cxx)
     command -v c++ >/dev/null || { echo "no C++ compiler: skipped"; exit 77; }

@@ -1,9 +1,9 @@
 /*
  * The installed tree works for an out-of-tree consumer: the current build is installed
  * with `cmake --install` into a temporary prefix, and the examples/ programs are built
- * against it (C with find_package(pride) and with pkg-config, C++ and Fortran with
- * find_package) and run with the installed pride-run on 2 ranks, each rank printing
- * the results it checked.
+ * against it (C with find_package(pride), pride::pride_static and pkg-config, C++
+ * and Fortran with find_package) and run with the installed pride-run on 2 ranks,
+ * each rank printing the results it checked.
  *
  * The one idea: the steps are plain shell in tests/tools/install.sh (what a user would
  * type); this file runs them in order on one prefix, so a failing step names itself.
@@ -76,6 +76,12 @@ static void test_pkgconfig_c(void **state)
     run_step("pkgconfig-c");
 }
 
+static void test_static_c(void **state)
+{
+    (void)state;
+    run_step("static-c");
+}
+
 static void test_cxx(void **state)
 {
     (void)state;
@@ -99,6 +105,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cmake_c),
         cmocka_unit_test(test_pkgconfig_c),
+        cmocka_unit_test(test_static_c),
         cmocka_unit_test(test_cxx),
         cmocka_unit_test(test_fortran),
         cmocka_unit_test(test_version_rejected),
