@@ -31,6 +31,9 @@ const struct pride_tp_ops *pride_tp_find(const char *name)
     static const struct pride_tp_ops *const all[] = {
         &pride_tcp_ops,
         &pride_faulty_ops,
+#ifdef PRIDE_HAVE_OFI
+        &pride_ofi_ops,
+#endif
 #ifdef PRIDE_HAVE_VERBS
         &pride_verbs_ops,
 #endif

@@ -72,7 +72,8 @@ struct pride_tp_ops {
 
 extern const struct pride_tp_ops pride_tcp_ops;
 extern const struct pride_tp_ops pride_faulty_ops; /* tcp with injected faults (tests) */
-extern const struct pride_tp_ops pride_verbs_ops; /* built with PRIDE_HAVE_VERBS */
+extern const struct pride_tp_ops pride_ofi_ops;    /* built with PRIDE_HAVE_OFI */
+extern const struct pride_tp_ops pride_verbs_ops;  /* built with PRIDE_HAVE_VERBS */
 
 /* Find a backend by name ("tcp", "ofi", "verbs"); NULL when unknown or not built. */
 const struct pride_tp_ops *pride_tp_find(const char *name);
