@@ -2,9 +2,10 @@
  * ofi transport between real processes, once over libfabric's tcp;ofi_rxm provider
  * and once over shm: the checks of the tcp transport's test (every pair, 0 B to
  * 64 MiB, tags out of order, a peer killed, a garbage frame, abort, deadline) and the
- * ones particular to libfabric: a longer or shorter message than the receive expects
- * (truncation), other arguments, memory registration, receives to itself, several
- * threads waiting at once, and a failure that must give every posted buffer back.
+ * ones particular to libfabric: a longer or shorter message than the receive expects,
+ * eager and large (a large payload is never received), other arguments, a message
+ * longer than any receive, memory registration, receives to itself, several threads
+ * waiting at once, and a failure that must give every posted buffer back.
  *
  * The provider is chosen the way users choose it, with PRIDE_OFI_PROVIDER set in the
  * parent before the ranks are forked; FI_PROVIDER is left alone. A provider that
@@ -317,22 +318,25 @@ static void test_mismatch(void **state)
     assert_int_equal(harness_run(2, mismatch, &meta, &o), 0);
 }
 
-/* Rank 1 sends junk under the tag rank 0 receives on, straight through libfabric. */
+/* Rank 1 sends junk of *arg bytes under the tag rank 0 receives on, straight through
+   libfabric: a header's worth, and more than any frame's header receive holds. */
 static int garbage_frame(pride_context_t *ctx, int rank, int n, void *arg)
 {
     (void)n;
-    (void)arg;
+    size_t len = *(size_t *)arg;
     struct coll c;
     HCHECK_OK(ctx, coll_begin(&c, ctx, PRIDE_COLL_P2P, 0, 0, 0, -1));
     struct pride_tp *tp = ctx->tp;
     if (rank == 1) {
-        char junk[48];
-        memset(junk, 0x5a, sizeof junk);
+        char *junk = malloc(len);
+        HCHECK(junk);
+        memset(junk, 0x5a, len);
         uint64_t tag = (c.seq & ((UINT64_C(1) << OFI_TAG_SEQ_BITS) - 1)) << 32;
         int64_t deadline = pride_deadline_ns(5000);
-        ssize_t ret;
+        struct fi_context2 fctx;
         struct fi_cq_tagged_entry e;
-        while ((ret = fi_tinject(tp->ep, junk, sizeof junk, tp->peers[0].addr, tag)) ==
+        ssize_t ret;
+        while ((ret = fi_tsend(tp->ep, junk, len, NULL, tp->peers[0].addr, tag, &fctx)) ==
                    -FI_EAGAIN &&
                pride_now_ns() < deadline) {
             fi_cq_read(tp->cq, &e, 1); /* lets tcp;ofi_rxm connect */
@@ -343,6 +347,7 @@ static int garbage_frame(pride_context_t *ctx, int rank, int n, void *arg)
             fi_cq_read(tp->cq, &e, 1);
             sleep_ms(1);
         }
+        free(junk);
         return 0;
     }
     char buf[16];
@@ -354,7 +359,7 @@ static int garbage_frame(pride_context_t *ctx, int rank, int n, void *arg)
     }
     st = coll_end(&c, st);
     ECHECK(ctx, st == PRIDE_ERR_PEER);
-    HCHECK(strstr(pride_last_error(ctx), "rank 1 sent a malformed frame") != NULL);
+    ECHECK(ctx, strstr(pride_last_error(ctx), "rank 1 sent a malformed frame") != NULL);
     return 0;
 }
 
@@ -363,7 +368,13 @@ static void test_garbage_frame(void **state)
     (void)state;
     if (prov_missing)
         skip();
-    assert_int_equal(harness_run(2, garbage_frame, NULL, &ofi_opts), 0);
+    size_t hdr = sizeof(struct pride_frame_hdr), longer = OFI_SMALL + 1000;
+    assert_int_equal(harness_run(2, garbage_frame, &hdr, &ofi_opts), 0);
+    /* shm (libfabric 1.17) spins inside fi_cq_read on a message longer than its
+       receive once it is past shm's inject size, so only tcp;ofi_rxm gets this one;
+       pride's own frames never are longer than their receive */
+    if (strcmp(prov, "shm") != 0)
+        assert_int_equal(harness_run(2, garbage_frame, &longer, &ofi_opts), 0);
 }
 
 /* ---- failures ---- */
