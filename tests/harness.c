@@ -10,7 +10,7 @@
 #include <time.h>
 #include <dirent.h>
 
-static void rm_tree(const char *dir)
+void harness_rm_tree(const char *dir)
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -23,7 +23,7 @@ static void rm_tree(const char *dir)
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         struct stat st;
         if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
-            rm_tree(path);
+            harness_rm_tree(path);
         else
             unlink(path);
     }
@@ -126,6 +126,6 @@ int harness_fork(int nranks, harness_raw_fn fn, void *arg, const struct harness_
         nanosleep(&ts, NULL);
     }
     free(pids);
-    rm_tree(dir);
+    harness_rm_tree(dir);
     return failures;
 }

@@ -52,6 +52,9 @@ struct harness_opts {
 int harness_run(int nranks, harness_fn fn, void *arg, const struct harness_opts *opts);
 int harness_fork(int nranks, harness_raw_fn fn, void *arg, const struct harness_opts *opts);
 
+/* Remove a directory and everything below it (test scratch space). */
+void harness_rm_tree(const char *dir);
+
 /* Deterministic pseudo-random numbers (splitmix64). */
 static inline uint64_t harness_rand(uint64_t *state)
 {

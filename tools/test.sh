@@ -8,7 +8,7 @@ run() {
     local dir=$1; shift
     cmake -S . -B "$dir" -G Ninja "$@" >/dev/null
     cmake --build "$dir" -j "$jobs"
-    (cd "$dir" && ctest --output-on-failure --timeout 900)
+    (cd "$dir" && ctest --output-on-failure --timeout 900 -j "$jobs")
 }
 run build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 if [ "${1:-}" != "--fast" ]; then

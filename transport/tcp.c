@@ -525,6 +525,8 @@ static int post_check(struct pride_tp *tp, struct pride_xfer *x)
     x->next = NULL;
     x->off = 0;
     int st = pride_ctx_status(tp->ctx);
+    if (st)
+        drop_refs(tp);
     if (!st && tp->detached)
         st = PRIDE_ERR_PEER;
     if (!st && (x->peer < 0 || x->peer >= tp->nranks || (x->len && !x->buf)))
@@ -755,58 +757,56 @@ static void write_small(int fd, const void *a, size_t alen, const void *b, size_
     }
 }
 
+/* A send partly written when its caller gives up: finish the frame from the caller's
+   buffer, which is still alive (drop_refs runs under the lock before any caller can
+   return), reading from the peer meanwhile. 1 when finished. */
+static int send_finish(struct pride_tp *tp, struct tcp_peer *p, int64_t deadline)
+{
+    for (;;) {
+        peer_write(tp, p);
+        int64_t left = deadline - pride_now_ns();
+        int gone = p->dead && !p->refused;
+        if (!p->sq_head || gone || left <= 0)
+            return !p->sq_head && !gone;
+        struct pollfd pfd = {p->fd, POLLOUT | POLLIN, 0};
+        if (poll(&pfd, 1, (int)(left / 1000000 + 1)) == 1 && (pfd.revents & POLLIN) && !p->dead)
+            peer_read(tp, p);
+    }
+}
+
 /* The callers are giving up (the context failed or was aborted, or a wait ran out of
    time): from here on no byte is read into or written from a caller's buffer, and no
-   posted record is touched again, since its owner may already have freed it. A frame
-   half read is read on and thrown away; one half written is owed to its peer as
-   zeros (tell_peers writes them), so the ERROR frame after it still parses. Called
-   with tp->mu held. */
+   posted record is touched again, since its owner may free it as soon as it returns.
+   A frame half read is read on and thrown away. A frame half written is finished from
+   its buffer now, while the caller is still blocked (never padded: the peer would take
+   padding for data); one that cannot be finished within half a second costs the
+   connection, so the peer sees it end instead of a wrong payload. Called with tp->mu held. */
 static void drop_refs(struct pride_tp *tp)
 {
     if (tp->dropped)
         return;
     tp->dropped = 1;
+    int64_t deadline = pride_now_ns() + INT64_C(500000000);
     for (int j = 0; j < tp->nranks; j++) {
         struct tcp_peer *p = &tp->peers[j];
         p->posted_head = p->posted_tail = NULL;
         p->rx = NULL;
         if (p->rstate == TCP_R_PAYLOAD)
             p->rdst = NULL;
+    }
+    for (int j = 0; j < tp->nranks; j++) {
+        struct tcp_peer *p = &tp->peers[j];
         struct pride_xfer *x = p->sq_head;
-        if (x && x->off > 0) {
-            size_t tl = x->hdr.flags & PRIDE_FRAME_F_CRC32C ? sizeof p->wtrail : 0;
-            p->owe = sizeof x->hdr + x->len + tl - x->off;
+        if (x && x->off > 0 && (!p->dead || p->refused)) {
+            x->next = NULL;
+            p->sq_tail = x;
+            if (!send_finish(tp, p, deadline)) {
+                shutdown(p->fd, SHUT_RDWR);
+                p->cut = 1;
+            }
         }
         p->sq_head = p->sq_tail = NULL;
     }
-}
-
-/* Write the zeros owed for a frame cut short (see drop_refs) before the deadline, reading
-   from the peer meanwhile (it may be finishing a frame to this rank). 1 when paid. */
-static int owe_pay(struct pride_tp *tp, struct tcp_peer *p, int64_t deadline)
-{
-    static const char zeros[4096];
-    while (p->owe > 0) {
-        int gone = p->dead && !p->refused;
-        int64_t left = deadline - pride_now_ns();
-        if (gone || left <= 0)
-            return 0;
-        struct iovec v = {(void *)zeros, p->owe < sizeof zeros ? p->owe : sizeof zeros};
-        struct msghdr mh = {.msg_iov = &v, .msg_iovlen = 1};
-        ssize_t n = tp->sys.sendmsg(tp->sys.user, p->fd, &mh, MSG_NOSIGNAL);
-        if (n > 0) {
-            p->owe -= (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-            return 0;
-        struct pollfd pfd = {p->fd, POLLOUT | POLLIN, 0};
-        if (poll(&pfd, 1, (int)(left / 1000000 + 1)) == 1 && (pfd.revents & POLLIN) && !p->dead)
-            peer_read(tp, p);
-    }
-    return 1;
 }
 
 /* Drop all posted work and tell every peer this rank failed collective seq; called
@@ -834,9 +834,7 @@ static void tell_peers(struct pride_tp *tp, uint64_t seq, int status, const char
         struct tcp_peer *p = &tp->peers[j];
         if (p->fd < 0 || (p->dead && !p->refused))
             continue;
-        if (!owe_pay(tp, p, deadline))
-            shutdown(p->fd, SHUT_RDWR); /* could not finish the frame: the peer sees EOF */
-        else
+        if (!p->cut)
             write_small(p->fd, &h, sizeof h, reason, rl, deadline);
     }
     pthread_cond_broadcast(&tp->cv);

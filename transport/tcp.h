@@ -28,7 +28,7 @@ struct tcp_peer {
     int fd; /* -1 for this rank itself */
     int rank;
     int dead;
-    size_t owe;   /* zeros still to write to finish a frame cut short by a failure */
+    int cut;      /* its connection was shut because a frame could not be finished */
     int refused;  /* dead because it sent a frame of another collective: still writable */
     int want_out; /* EPOLLOUT registered */
     /* sends in order; the head may be partly written */

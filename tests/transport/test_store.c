@@ -70,27 +70,6 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-static void rm_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char path[4096];
-    while ((e = readdir(d)) != NULL) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
-            rm_tree(path);
-        else
-            unlink(path);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 /* A loopback port nobody listens on right now. */
 static int free_port(void)
 {
@@ -126,7 +105,7 @@ static int backend_teardown(void **state)
 {
     struct backend *b = *state;
     if (!strcmp(b->scheme, "file"))
-        rm_tree(b->dir);
+        harness_rm_tree(b->dir);
     return 0;
 }
 
