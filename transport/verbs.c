@@ -428,7 +428,7 @@ static int op_post(struct pride_tp *tp, struct verbs_peer *p, int kind, struct p
 static int rdv_recv_start(struct pride_tp *tp, struct verbs_peer *p, struct pride_xfer *x,
                           uint32_t cookie)
 {
-    uint32_t slot;
+    uint32_t slot = 0;
     int st = rdv_new(tp, p->rank, x, VERBS_RDV_CTS, &slot);
     if (st)
         return st;
@@ -917,7 +917,7 @@ static int verbs_isend(struct pride_tp *tp, struct pride_xfer *x)
     } else if (p->dead) {
         st = peer_gone(tp, p, "send to");
     } else {
-        uint32_t slot;
+        uint32_t slot = 0;
         st = rdv_new(tp, x->peer, x, VERBS_RDV_RTS, &slot);
         if (st)
             goto done;
