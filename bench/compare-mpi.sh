@@ -25,6 +25,11 @@ usage: bench/compare-mpi.sh [options]
   -a ALGO         pride allreduce algorithm          (default auto)
   -B DIR          pride build directory              (default <repo>/build)
   -o FILE         markdown output                    (default DIR/bench/compare-mpi.md)
+  -r REPS         run each side REPS times, alternating, and keep the
+                  median time of each size                (default 1)
+  --fifo          run both under SCHED_FIFO (chrt -f 10): shields them from
+                  other work on a shared machine (both block or yield, so
+                  the machine stays usable)
   --quick         -b 8 -e 64M -f 4 -n 5 -w 1 (under 2 minutes)
 EOF
 }
@@ -33,6 +38,7 @@ die() { echo "compare-mpi.sh: $*" >&2; exit 2; }
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ranks="2 4" min=8 max=256M factor=2 iters=10 warmup=2 algo=auto build="$repo/build" out=""
+reps=1 wrap=()
 while [ $# -gt 0 ]; do
     case "$1" in
     -p) ranks=${2:?}; shift 2 ;;
@@ -44,11 +50,15 @@ while [ $# -gt 0 ]; do
     -a) algo=${2:?}; shift 2 ;;
     -B) build=${2:?}; shift 2 ;;
     -o) out=${2:?}; shift 2 ;;
+    -r) reps=${2:?}; shift 2 ;;
+    --fifo) wrap=(chrt -f 10); shift ;;
     --quick) min=8 max=64M factor=4 iters=5 warmup=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown option '$1' (try --help)" ;;
     esac
 done
+[[ "$reps" =~ ^[0-9]+$ && "$reps" -ge 1 ]] || die "bad -r '$reps' (an integer >= 1)"
+[ ${#wrap[@]} -eq 0 ] || command -v chrt >/dev/null || die "--fifo needs chrt (util-linux)"
 for p in $ranks; do
     [[ "$p" =~ ^[0-9]+$ && "$p" -ge 2 ]] || die "bad rank count '$p' (integers >= 2)"
 done
@@ -75,14 +85,14 @@ sweep=(-b "$min" -e "$max" -f "$factor" -n "$iters" -w "$warmup")
 run_pride() {
     local p=$1; shift
     if [ -x "$build/pride-run" ]; then
-        "$build/pride-run" -n "$p" -- "$build/pride-bench" "$@"
+        "${wrap[@]}" "$build/pride-run" -n "$p" -- "$build/pride-bench" "$@"
         return
     fi
     local store pids=() r st=0 rc=0
     store=$(mktemp -d /tmp/pride-compare-store.XXXXXX)
     for ((r = 0; r < p; r++)); do
         PRIDE_RANK=$r PRIDE_NRANKS=$p PRIDE_STORE=file:$store PRIDE_JOB=compare-mpi \
-            "$build/pride-bench" "$@" &
+            "${wrap[@]}" "$build/pride-bench" "$@" &
         pids+=($!)
     done
     for ((r = 0; r < p; r++)); do
@@ -99,8 +109,23 @@ run_pride() {
 
 run_mpi() {
     local p=$1; shift
-    mpirun --oversubscribe --allow-run-as-root -np "$p" --mca pml ob1 --mca btl tcp,self \
+    "${wrap[@]}" mpirun --oversubscribe --allow-run-as-root -np "$p" --mca pml ob1 --mca btl tcp,self \
         --mca btl_tcp_if_include lo --mca mpi_yield_when_idle 1 "$mpibench" "$@"
+}
+
+# Median over repeated runs (CSV files given): for each size, the row of median time.
+median_csv() {
+    awk -F, 'FNR == 1 { if (NR == 1) print; next }
+             { n[$5]++; row[$5, n[$5]] = $0; t[$5, n[$5]] = $10; if (!($5 in seen)) { seen[$5]; order[++k] = $5 } }
+             END {
+                 for (i = 1; i <= k; i++) {
+                     s = order[i]; m = n[s]
+                     for (a = 1; a <= m; a++) idx[a] = a
+                     for (a = 1; a <= m; a++) for (b = a + 1; b <= m; b++)
+                         if (t[s, idx[b]] < t[s, idx[a]]) { x = idx[a]; idx[a] = idx[b]; idx[b] = x }
+                     print row[s, idx[int((m + 1) / 2)]]
+                 }
+             }' "$@"
 }
 
 # Join the two CSV files on size: size, pride time, pride busbw, MPI time, MPI busbw, ratio.
@@ -118,19 +143,25 @@ ompi=$(mpirun --version 2>/dev/null | head -1)
 {
     echo "# pride_allreduce vs MPI_Allreduce (float32 sum, loopback TCP)"
     echo
-    echo "- command: \`bench/compare-mpi.sh -p \"$ranks\" -b $min -e $max -f $factor -n $iters -w $warmup -a $algo\`"
+    echo "- command: \`bench/compare-mpi.sh -p \"$ranks\" -b $min -e $max -f $factor -n $iters -w $warmup -a $algo -r $reps${wrap[*]:+ --fifo}\`"
     echo "- pride $commit, algo $algo, transport ${PRIDE_TRANSPORT:-tcp}; $ompi (pml ob1, btl tcp on lo)"
     echo "- machine: $(nproc) cores, $(uname -sr), $(date -u +%Y-%m-%d), load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "- time: largest per-rank mean over $iters iterations after $warmup warm-ups (us);"
+    echo "- time: largest per-rank mean over $iters iterations after $warmup warm-ups (us),"
+    echo "  median of $reps run(s) of each side${wrap[*]:+, both under SCHED_FIFO (chrt -f 10)};"
     echo "  busbw = size/time * 2(P-1)/P (GB/s, 1e9 B); ratio = MPI time / pride time (> 1: pride faster)"
 } >"$out"
 
 for p in $ranks; do
-    echo "== $p ranks: pride-bench" >&2
-    run_pride "$p" -c allreduce -d float32 -o sum -a "$algo" "${sweep[@]}" \
-        --csv "$tmp/pride-$p.csv" --json "$build/bench/pride-allreduce-$p.json" >&2
-    echo "== $p ranks: MPI_Allreduce" >&2
-    run_mpi "$p" "${sweep[@]}" --csv "$tmp/mpi-$p.csv" --json "$build/bench/mpi-allreduce-$p.json" >&2
+    for ((k = 1; k <= reps; k++)); do
+        echo "== $p ranks: pride-bench (run $k of $reps)" >&2
+        run_pride "$p" -c allreduce -d float32 -o sum -a "$algo" "${sweep[@]}" \
+            --csv "$tmp/pride-$p.$k.csv" --json "$build/bench/pride-allreduce-$p.json" >&2
+        echo "== $p ranks: MPI_Allreduce (run $k of $reps)" >&2
+        run_mpi "$p" "${sweep[@]}" --csv "$tmp/mpi-$p.$k.csv" \
+            --json "$build/bench/mpi-allreduce-$p.json" >&2
+    done
+    median_csv "$tmp"/pride-"$p".*.csv >"$tmp/pride-$p.csv"
+    median_csv "$tmp"/mpi-"$p".*.csv >"$tmp/mpi-$p.csv"
     {
         echo
         echo "## $p ranks"

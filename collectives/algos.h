@@ -29,16 +29,18 @@
 #include "pride/pride.h"
 
 /* ---- tuning: crossovers are measured with pride-bench, change them here ----
-   Allreduce, algorithm "auto": tree (recursive doubling) up to TREE_MAX bytes, then
-   recursive halving-doubling up to RHD_MAX (power-of-two rank counts) or
-   RHD_MAX_FOLD (other counts), then the pipelined ring. Measured with float32 sum on
-   the 2-core build machine over loopback TCP (P = 3..8, a loaded machine, so within
-   some 10-20%): tree is fastest up to 16 KiB for every P; ring overtakes rhd at
-   64 KiB for P = 4 and 8, but rhd stays level or ahead up to about 512 KiB for
-   P = 3, 5, 6. */
-#define ALGO_ALLREDUCE_TREE_MAX_BYTES ((size_t)16 << 10)
-#define ALGO_ALLREDUCE_RHD_MAX_BYTES ((size_t)64 << 10)
-#define ALGO_ALLREDUCE_RHD_MAX_BYTES_FOLD ((size_t)512 << 10)
+   Allreduce, algorithm "auto": tree (recursive doubling) up to TREE_MAX bytes
+   (TREE_MAX_FEW on 2 or 3 ranks), then, from 4 ranks on, recursive halving-doubling
+   up to RHD_MAX_PER_RANK bytes times the rank count, then the ring. Measured with
+   float32 sum on the 2-core build machine over loopback TCP, ranks under SCHED_FIFO
+   (pride-bench medians of 3 runs; README, "Results"): tree and rhd are level up to
+   256 KiB on 4 to 8 ranks, tree ahead of everything to 256 KiB on 3; rhd ahead of
+   the ring at 1 MiB on 4 ranks (1.13 vs 1.42 ms), at 1 MiB on 6 (1.67 vs 1.98 ms)
+   and to 4 MiB on 8 (12.0 vs 13.8 ms); the ring ahead from 2 MiB on 4 ranks and from
+   1 MiB on 3. */
+#define ALGO_ALLREDUCE_TREE_MAX_BYTES ((size_t)64 << 10)
+#define ALGO_ALLREDUCE_TREE_MAX_BYTES_FEW ((size_t)256 << 10)
+#define ALGO_ALLREDUCE_RHD_MAX_PER_RANK ((size_t)256 << 10)
 /* Broadcast and reduce: binomial tree up to these many bytes, pipelined chain above.
    Measured (P = 4, 8; same caveats): a broadcast tree beats the chain up to 1-4 MiB
    on 4 ranks but only to about 128 KiB on 8 (its root sends log P copies); for
@@ -58,6 +60,7 @@
 #define ALGO_CHUNK_BYTES ((size_t)256 << 10)
 #define ALGO_MIN_CHUNK_BYTES ((size_t)16 << 10)
 #define ALGO_WINDOW 4
+#define ALGO_XCHG_CHUNK_BYTES ((size_t)1 << 20)
 
 /* ---- tags ---- */
 
@@ -123,6 +126,9 @@ static inline size_t algo_block_off(size_t count, int nblocks, int b)
    ALGO_TAG_MAX_CHUNKS chunks), and how many chunks a message of n elements has (at
    least 1: an empty message is still sent). Both ends compute them from the length. */
 size_t algo_chunk_elems(size_t bytes, size_t esize);
+/* Elements per chunk of the exchanges of ring and rhd, which need no chunks to
+   overlap (every rank sends and receives at once): ALGO_XCHG_CHUNK_BYTES. */
+size_t algo_xchg_chunk_elems(size_t bytes, size_t esize);
 static inline size_t algo_nchunks(size_t n, size_t ce)
 {
     return n ? (n + ce - 1) / ce : 1;

@@ -18,10 +18,10 @@ static int allreduce_pick(const pride_context_t *ctx, size_t bytes)
     int a = ctx->allreduce_algo;
     if (a == PRIDE_ALGO_RING || a == PRIDE_ALGO_TREE || a == PRIDE_ALGO_RHD)
         return a;
-    int pow2 = (ctx->nranks & (ctx->nranks - 1)) == 0;
-    if (bytes <= ALGO_ALLREDUCE_TREE_MAX_BYTES)
+    size_t P = (size_t)ctx->nranks;
+    if (bytes <= (P <= 3 ? ALGO_ALLREDUCE_TREE_MAX_BYTES_FEW : ALGO_ALLREDUCE_TREE_MAX_BYTES))
         return PRIDE_ALGO_TREE;
-    if (bytes <= (pow2 ? ALGO_ALLREDUCE_RHD_MAX_BYTES : ALGO_ALLREDUCE_RHD_MAX_BYTES_FOLD))
+    if (P >= 4 && bytes <= ALGO_ALLREDUCE_RHD_MAX_PER_RANK * P)
         return PRIDE_ALGO_RHD;
     return PRIDE_ALGO_RING;
 }

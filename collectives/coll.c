@@ -71,6 +71,16 @@ int coll_begin(struct coll *c, pride_context_t *ctx, enum pride_coll_kind kind, 
     return coll_begin_seq(c, ctx, coll_take_seq(ctx), kind, dtype, op, count, root);
 }
 
+void *coll_scratch(struct coll *c, size_t bytes, size_t *cap)
+{
+    return pride_buf_get(&c->ctx->scratch, bytes, cap);
+}
+
+void coll_scratch_put(struct coll *c, void *p, size_t cap)
+{
+    pride_buf_put(&c->ctx->scratch, p, cap);
+}
+
 int coll_end(struct coll *c, int st)
 {
     if (st == PRIDE_OK || st == PRIDE_ERR_INVALID)

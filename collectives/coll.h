@@ -50,6 +50,11 @@ uint64_t coll_take_seq(pride_context_t *ctx);
    given when it started); coll_force_seq_clear forgets an unused one. */
 void coll_force_seq(uint64_t seq);
 void coll_force_seq_clear(void);
+/* Scratch memory for a collective (uninitialized; NULL for 0 bytes or no memory),
+   from the context's cache of large buffers: a fresh large malloc is fresh pages,
+   faulted in on every call. *cap gets the size to give back to coll_scratch_put. */
+void *coll_scratch(struct coll *c, size_t bytes, size_t *cap);
+void coll_scratch_put(struct coll *c, void *p, size_t cap);
 /* Finish: on failure, tell every peer and poison the context. Returns st. */
 int coll_end(struct coll *c, int st);
 

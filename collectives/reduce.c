@@ -26,7 +26,8 @@ static int reduce_chain(struct coll *c, const void *in, void *out, size_t count,
     size_t C = algo_nchunks(count, ce), W = C < ALGO_WINDOW ? C : ALGO_WINDOW;
     int from = vr < P - 1 ? (r + 1) % P : -1, to = vr > 0 ? (r + P - 1) % P : -1;
     /* W receive slots, then W send slots (not on the root, which reduces into out) */
-    char *slots = from >= 0 ? malloc(2 * W * ce * es) : NULL;
+    size_t scap = 0;
+    char *slots = from >= 0 ? coll_scratch(c, 2 * W * ce * es, &scap) : NULL;
     struct pride_xfer rx[ALGO_WINDOW], sx[ALGO_WINDOW];
     struct pride_xfer *w[ALGO_WINDOW];
     int st = PRIDE_OK;
@@ -70,7 +71,7 @@ static int reduce_chain(struct coll *c, const void *in, void *out, size_t count,
         st = coll_wait(c, w, (int)W);
     }
     st = algo_fail(c, st);
-    free(slots);
+    coll_scratch_put(c, slots, scap);
     return st;
 }
 

@@ -18,7 +18,8 @@ static int rs_direct(struct coll *c, const char *in, char *own, size_t blk, size
                      pride_dtype_t dt, pride_op_t op)
 {
     int P = c->nranks, r = c->rank;
-    char *tmp = malloc((size_t)(P - 1) * blk);
+    size_t tcap;
+    char *tmp = coll_scratch(c, (size_t)(P - 1) * blk, &tcap);
     if (!tmp)
         return pride_error(c->ctx, PRIDE_ERR_NOMEM, "reduce_scatter: out of memory");
     int st = algo_direct(c, in, 1, tmp, 0, blk);
@@ -35,7 +36,7 @@ static int rs_direct(struct coll *c, const char *in, char *own, size_t blk, size
         if (op == PRIDE_AVG)
             pride_avg_finish(own, count, dt, P);
     }
-    free(tmp);
+    coll_scratch_put(c, tmp, tcap);
     return st;
 }
 

@@ -31,6 +31,14 @@ size_t algo_chunk_elems(size_t bytes, size_t esize)
     return chunk / esize ? chunk / esize : 1;
 }
 
+size_t algo_xchg_chunk_elems(size_t bytes, size_t esize)
+{
+    size_t chunk = bytes < ALGO_XCHG_CHUNK_BYTES ? bytes : ALGO_XCHG_CHUNK_BYTES;
+    size_t least = bytes / ALGO_TAG_MAX_CHUNKS + 1;
+    chunk = chunk < least ? least : chunk;
+    return chunk / esize ? chunk / esize : 1;
+}
+
 int algo_sendrecv(struct coll *c, int to, uint32_t stag, const void *sbuf, size_t slen, int from,
                   uint32_t rtag, void *rbuf, size_t rlen)
 {
@@ -55,7 +63,8 @@ int algo_xchg_reduce(struct coll *c, int step, int to, const void *sbuf, size_t 
                      pride_dtype_t dt, pride_op_t op)
 {
     size_t es = pride_dtype_size(dt);
-    size_t sce = algo_chunk_elems(scount * es, es), rce = algo_chunk_elems(rcount * es, es);
+    size_t sce = algo_xchg_chunk_elems(scount * es, es);
+    size_t rce = algo_xchg_chunk_elems(rcount * es, es);
     size_t ns = to >= 0 ? algo_nchunks(scount, sce) : 0;
     size_t nr = from >= 0 ? algo_nchunks(rcount, rce) : 0;
     struct pride_xfer *xs = calloc(ns + nr, sizeof *xs);
@@ -118,7 +127,8 @@ int rhd_allreduce(struct coll *c, const void *in, void *out, size_t count, pride
     const char *cur = in;
     /* Receives land here: the whole vector when folding, else at most half of it. */
     size_t tmpn = r < 2 * extra ? count : algo_block_off(count, p2, p2 / 2);
-    char *tmp = malloc(tmpn ? tmpn * es : 1);
+    size_t tcap;
+    char *tmp = coll_scratch(c, tmpn * es + 1, &tcap);
     if (!tmp)
         return pride_error(c->ctx, PRIDE_ERR_NOMEM, "rhd allreduce of %zu elements: out of memory",
                            count);
@@ -174,6 +184,6 @@ int rhd_allreduce(struct coll *c, const void *in, void *out, size_t count, pride
         else
             st = algo_sendrecv(c, -1, 0, NULL, 0, r + 1, tag, o, count * es);
     }
-    free(tmp);
+    coll_scratch_put(c, tmp, tcap);
     return st;
 }

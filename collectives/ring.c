@@ -48,6 +48,7 @@ struct ring {
     int ag_steps;   /* P-1 with an allgather phase, else 0 */
     int direct;     /* reduce-scatter data lands in out (out of place) */
     char *pool;     /* otherwise: NS chunk slots */
+    size_t pool_cap;
     size_t NS;
     size_t ce, C, N; /* elements per chunk, chunks per block, items */
     size_t done;     /* items processed */
@@ -160,9 +161,10 @@ static struct pride_xfer *ring_blocker(const struct ring *g, size_t j)
             return NULL;
         return &g->sx[j - g->NS + g->C];
     }
-    if (!g->rs_steps)
+    int s = ring_step(g, j);
+    if (!g->rs_steps || (s == 0 && g->direct)) /* step 0 sent from the input */
         return NULL;
-    return &g->sx[(size_t)ring_step(g, j) * g->C + j % g->C];
+    return &g->sx[(size_t)s * g->C + j % g->C];
 }
 
 /* First-step sends go out paced (s0post); item j's send otherwise once j - C is done. */
@@ -220,7 +222,7 @@ static int ring_run(struct ring *g)
     g->r = c->rank;
     g->es = pride_dtype_size(g->dt);
     size_t maxlen = algo_block_len(g->count, g->P, 0);
-    g->ce = algo_chunk_elems(maxlen * g->es, g->es);
+    g->ce = algo_xchg_chunk_elems(maxlen * g->es, g->es);
     g->C = algo_nchunks(maxlen, g->ce);
     g->N = (size_t)(g->rs_steps + g->ag_steps) * g->C;
     size_t bytes = g->count * g->es, rs_items = (size_t)g->rs_steps * g->C;
@@ -231,7 +233,7 @@ static int ring_run(struct ring *g)
     struct pride_xfer **w = calloc(g->N, sizeof *w);
     if (rs_items && !g->direct) {
         g->NS = rs_items < RING_POOL ? rs_items : RING_POOL;
-        g->pool = malloc(g->NS * g->ce * g->es);
+        g->pool = coll_scratch(c, g->NS * g->ce * g->es, &g->pool_cap);
     }
     if (!g->sx || !g->rx || !w || (g->NS && !g->pool)) {
         st = pride_error(c->ctx, PRIDE_ERR_NOMEM, "ring %s of %zu elements: out of memory",
@@ -266,7 +268,7 @@ static int ring_run(struct ring *g)
     }
 out:
     st = algo_fail(c, st);
-    free(g->pool);
+    coll_scratch_put(c, g->pool, g->pool_cap);
     free(w);
     free(g->rx);
     free(g->sx);

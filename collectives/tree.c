@@ -31,7 +31,8 @@ int tree_allreduce(struct coll *c, const void *in, void *out, size_t count, prid
     }
     int extra = P - p2;
     size_t es = pride_dtype_size(dt), bytes = count * es;
-    char *tmp = malloc(bytes);
+    size_t tcap;
+    char *tmp = coll_scratch(c, bytes + 1, &tcap);
     if (!tmp)
         return pride_error(c->ctx, PRIDE_ERR_NOMEM, "tree allreduce of %zu bytes: out of memory",
                            bytes);
@@ -61,7 +62,7 @@ int tree_allreduce(struct coll *c, const void *in, void *out, size_t count, prid
         else
             st = algo_sendrecv(c, -1, 0, NULL, 0, r + 1, tag, out, bytes);
     }
-    free(tmp);
+    coll_scratch_put(c, tmp, tcap);
     return st;
 }
 
@@ -117,7 +118,8 @@ int tree_reduce(struct coll *c, const void *in, void *out, size_t count, pride_d
     }
     /* acc: the root's output, a copy of the input on inner nodes, the input itself on leaves */
     int inner = vr != 0 && nchild > 0;
-    char *tmp = malloc(bytes * (size_t)(nchild + inner) + 1);
+    size_t tcap, tlen = bytes * (size_t)(nchild + inner);
+    char *tmp = coll_scratch(c, tlen + 1, &tcap);
     if (!tmp)
         return pride_error(c->ctx, PRIDE_ERR_NOMEM, "reduce of %zu bytes: out of memory", bytes);
     const char *acc = in;
@@ -144,6 +146,6 @@ int tree_reduce(struct coll *c, const void *in, void *out, size_t count, pride_d
     if (st == PRIDE_OK && vr != 0)
         st = algo_sendrecv(c, (r - parent_mask + P) % P, ALGO_TAG(1 + tree_log2(parent_mask), 0),
                            acc, bytes, -1, 0, NULL, 0);
-    free(tmp);
+    coll_scratch_put(c, tmp, tcap);
     return st;
 }

@@ -890,7 +890,18 @@ static int bench_run(struct bench *b)
             break;
         bytes *= b->o.factor;
     }
+    /* frames that came before their receive cost a copy: say how many, over all ranks */
+    pride_stats_t ps = PRIDE_STATS_INIT;
+    unsigned long long ux[2] = {0, 0};
+    if (!rc && pride_get_stats(b->ctx, &ps) == PRIDE_OK) {
+        unsigned long long mine[2] = {ps.unexpected_bytes, ps.bytes_received};
+        if (pride_allreduce(b->ctx, mine, ux, 2, PRIDE_UINT64, PRIDE_SUM) != PRIDE_OK)
+            ux[1] = 0;
+    }
     if (!rc && b->rank == 0) {
+        if (ux[1])
+            printf("# Unexpected bytes     : %.2f%% of received (buffered, then copied)\n",
+                   100.0 * (double)ux[0] / (double)ux[1]);
         if (rows == 0)
             printf("# no size in the range holds a whole element%s\n",
                    b->o.coll->blocks ? " per rank" : "");

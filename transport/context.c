@@ -213,6 +213,7 @@ int pride_init(const pride_config_t *cfg_in, pride_context_t **out)
     if (!ctx)
         return PRIDE_ERR_NOMEM;
     pthread_mutex_init(&ctx->mu, NULL);
+    pride_bufcache_init(&ctx->scratch, (size_t)256 << 20);
 
     st = config_ranks(&cfg, &ctx->rank, &ctx->nranks, why, sizeof why);
     if (st)
@@ -292,6 +293,7 @@ fail:
     fprintf(stderr, "pride: rank %d: pride_init: %s: %s\n", ctx->rank, pride_strerror(st), why);
     if (ctx->store)
         pride_store_close(ctx->store);
+    pride_bufcache_destroy(&ctx->scratch);
     pthread_mutex_destroy(&ctx->mu);
     free(ctx);
     return st;
@@ -307,6 +309,7 @@ int pride_finalize(pride_context_t *ctx)
         ctx->tp_ops->close(ctx->tp);
     if (ctx->store)
         pride_store_close(ctx->store);
+    pride_bufcache_destroy(&ctx->scratch);
     pthread_mutex_destroy(&ctx->mu);
     free(ctx);
     return PRIDE_OK;
@@ -348,7 +351,9 @@ int pride_get_stats(const pride_context_t *ctx, pride_stats_t *stats)
                        atomic_load(&c->bytes_received),
                        atomic_load(&c->messages_sent),
                        atomic_load(&c->messages_received),
-                       atomic_load(&c->header_bytes_sent)};
+                       atomic_load(&c->header_bytes_sent),
+                       atomic_load(&c->unexpected_messages),
+                       atomic_load(&c->unexpected_bytes)};
     size_t n = stats->size < sizeof s ? stats->size : sizeof s;
     memcpy((char *)stats + sizeof(size_t), (char *)&s + sizeof(size_t), n - sizeof(size_t));
     return PRIDE_OK;
@@ -363,5 +368,7 @@ int pride_reset_stats(pride_context_t *ctx)
     atomic_store(&ctx->messages_sent, 0);
     atomic_store(&ctx->messages_received, 0);
     atomic_store(&ctx->header_bytes_sent, 0);
+    atomic_store(&ctx->unexpected_messages, 0);
+    atomic_store(&ctx->unexpected_bytes, 0);
     return PRIDE_OK;
 }

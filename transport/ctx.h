@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "bufcache.h"
 #include "pride/pride.h"
 #include "store.h"
 #include "transport.h"
@@ -37,7 +38,9 @@ struct pride_context {
     char last_error[1024];
 
     atomic_ullong bytes_sent, bytes_received, messages_sent, messages_received,
-        header_bytes_sent;
+        header_bytes_sent, unexpected_messages, unexpected_bytes;
+
+    struct pride_bufcache scratch; /* the collectives' scratch buffers, reused */
 
     struct pride_worker *worker;
     void (*worker_stop)(pride_context_t *ctx); /* set by whoever starts the worker */

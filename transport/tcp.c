@@ -101,6 +101,33 @@ static void complete(struct pride_xfer *x, int st)
     x->complete = 1;
 }
 
+/* ---- unexpected frames ---- */
+
+/* A frame that came before its receive, with room for its payload; NULL: no memory. */
+static struct tcp_unexp *ux_new(struct pride_tp *tp, const struct pride_frame_hdr *h)
+{
+    struct tcp_unexp *u = calloc(1, sizeof *u);
+    if (!u)
+        return NULL;
+    u->hdr = *h;
+    u->data = pride_buf_get(&tp->uxbufs, h->len, &u->cap);
+    if (h->len && !u->data) {
+        free(u);
+        return NULL;
+    }
+    atomic_fetch_add(&tp->ctx->unexpected_messages, 1);
+    atomic_fetch_add(&tp->ctx->unexpected_bytes, h->len);
+    return u;
+}
+
+static void ux_free(struct pride_tp *tp, struct tcp_unexp *u)
+{
+    if (!u)
+        return;
+    pride_buf_put(&tp->uxbufs, u->data, u->cap);
+    free(u);
+}
+
 /* ---- sequence-number metas: catch a mismatch even before the receive is posted ---- */
 
 static int meta_check(struct pride_tp *tp, int peer, const struct pride_meta *mine,
@@ -203,8 +230,7 @@ static void ux_deliver(struct pride_tp *tp, int peer, struct tcp_unexp *u, struc
     if (st == PRIDE_OK && x->len)
         memcpy(x->buf, u->data, x->len);
     complete(x, st);
-    free(u->data);
-    free(u);
+    ux_free(tp, u);
 }
 
 /* ---- reading ---- */
@@ -241,6 +267,7 @@ static void frame_start(struct pride_tp *tp, struct tcp_peer *p)
     }
     p->rlen = h->len;
     p->rstate = TCP_R_PAYLOAD;
+    p->big = h->len >= TCP_STAGE_SIZE / 2;
     if (h->kind == PRIDE_FRAME_ERROR) {
         p->rdst = p->reason;
         return;
@@ -263,20 +290,15 @@ static void frame_start(struct pride_tp *tp, struct tcp_peer *p)
         peer_refuse(tp, p);
         return;
     }
-    struct tcp_unexp *u = calloc(1, sizeof *u);
-    char *data = h->len ? malloc(h->len) : NULL;
-    if (!u || (h->len && !data)) {
-        free(u);
-        free(data);
+    struct tcp_unexp *u = ux_new(tp, h);
+    if (!u) {
         peer_mark_dead(tp, p);
         tp_fail(tp, PRIDE_ERR_NOMEM, "no memory for a %llu-byte frame from rank %d that came "
                 "before its receive was posted", (unsigned long long)h->len, p->rank);
         return;
     }
-    u->hdr = *h;
-    u->data = data;
     p->rux = u;
-    p->rdst = data;
+    p->rdst = u->data;
 }
 
 static void frame_done(struct pride_tp *tp, struct tcp_peer *p)
@@ -332,11 +354,8 @@ static int payload_crc_ok(struct pride_tp *tp, struct tcp_peer *p)
         complete(p->rx, PRIDE_ERR_PEER);
         p->rx = NULL;
     }
-    if (p->rux) {
-        free(p->rux->data);
-        free(p->rux);
-        p->rux = NULL;
-    }
+    ux_free(tp, p->rux);
+    p->rux = NULL;
     p->rstate = TCP_R_HDR;
     p->rhdr_got = 0;
     char m[160];
@@ -422,7 +441,10 @@ static void peer_read(struct pride_tp *tp, struct tcp_peer *p)
                 continue;
             }
         } else {
-            n = tp->sys.recv(tp->sys.user, p->fd, p->stage, TCP_STAGE_SIZE, 0);
+            size_t want = TCP_STAGE_SIZE;
+            if (p->big && p->rstate == TCP_R_HDR && p->stage_len == 0)
+                want = sizeof p->rhdr - p->rhdr_got;
+            n = tp->sys.recv(tp->sys.user, p->fd, p->stage, want, 0);
             if (n > 0) {
                 p->stage_off = 0;
                 p->stage_len = (size_t)n;
@@ -564,17 +586,12 @@ static int tcp_isend(struct pride_tp *tp, struct pride_xfer *x)
                 memcpy(r->buf, x->buf, x->len);
             complete(r, st);
         } else {
-            struct tcp_unexp *u = calloc(1, sizeof *u);
-            char *data = x->len ? malloc(x->len) : NULL;
-            if (!u || (x->len && !data)) {
-                free(u);
-                free(data);
+            struct tcp_unexp *u = ux_new(tp, &x->hdr);
+            if (!u) {
                 st = PRIDE_ERR_NOMEM;
             } else {
-                u->hdr = x->hdr;
-                u->data = data;
                 if (x->len)
-                    memcpy(data, x->buf, x->len);
+                    memcpy(u->data, x->buf, x->len);
                 ux_append(p, u);
             }
         }
@@ -925,15 +942,12 @@ static void tcp_close(struct pride_tp *tp)
             close(p->fd);
         for (struct tcp_unexp *u = p->ux_head, *n; u; u = n) {
             n = u->next;
-            free(u->data);
-            free(u);
+            ux_free(tp, u);
         }
-        if (p->rux) {
-            free(p->rux->data);
-            free(p->rux);
-        }
+        ux_free(tp, p->rux);
         free(p->stage);
     }
+    pride_bufcache_destroy(&tp->uxbufs);
     free(tp->peers);
     if (tp->epfd >= 0)
         close(tp->epfd);
@@ -955,6 +969,7 @@ static int tcp_open(pride_context_t *ctx, struct pride_tp **out)
     tp->epfd = tp->wakefd = -1;
     tp->sys = (struct tcp_sys){.sendmsg = sys_sendmsg, .recv = sys_recv};
     pthread_mutex_init(&tp->mu, NULL);
+    pride_bufcache_init(&tp->uxbufs, (size_t)64 << 20);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

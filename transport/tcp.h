@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "bufcache.h"
 #include "ctx.h"
 #include "transport.h"
 
@@ -19,8 +20,11 @@ struct tcp_unexp {
     struct tcp_unexp *next;
     struct pride_frame_hdr hdr;
     char *data;
+    size_t cap; /* data's size, for the buffer cache */
     size_t got;
 };
+
+
 
 enum tcp_rstate { TCP_R_HDR, TCP_R_PAYLOAD, TCP_R_TRAILER };
 
@@ -52,6 +56,8 @@ struct tcp_peer {
     size_t rtrail_got;
     /* staging buffer for reads of small frames */
     char *stage;
+    int big; /* the last frame's payload went straight to its buffer: read the next
+                header alone, or the stage would take (and copy) the start of its payload */
     size_t stage_off, stage_len;
 };
 
@@ -85,6 +91,7 @@ struct pride_tp {
     uint64_t last_seq; /* the latest collective this rank posted for */
     struct tcp_seqslot seqs[TCP_SEQ_SLOTS];
     struct tcp_sys sys;
+    struct pride_bufcache uxbufs; /* payload buffers of unexpected frames */
 };
 
 #define TCP_STAGE_SIZE (64 * 1024)

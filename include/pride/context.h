@@ -78,10 +78,13 @@ typedef struct pride_stats {
     unsigned long long messages_sent;     /**< frames sent (each also carries a header) */
     unsigned long long messages_received; /**< frames received */
     unsigned long long header_bytes_sent; /**< framing overhead, not counted in bytes_sent */
+    unsigned long long unexpected_messages; /**< frames that came before their receive was
+                                                 posted and were buffered (then copied) */
+    unsigned long long unexpected_bytes;    /**< payload bytes of those frames */
 } pride_stats_t;
 
 /** Initializer for pride_stats_t. */
-#define PRIDE_STATS_INIT { sizeof(pride_stats_t), 0, 0, 0, 0, 0 }
+#define PRIDE_STATS_INIT { sizeof(pride_stats_t), 0, 0, 0, 0, 0, 0, 0 }
 
 /**
  * @brief Read this rank's traffic counters since pride_init() or pride_reset_stats().
