@@ -135,6 +135,66 @@ static void test_out_of_order_tags(void **state)
     assert_int_equal(harness_run(2, out_of_order, NULL, NULL), 0);
 }
 
+/* Frames that come before their receive are buffered, counted in the stats, and
+   delivered intact, also when the buffer is a reused one from an earlier frame
+   (bigger, holding its old bytes). Rank 0 sends tag 1, then tag 2 on the same
+   stream; rank 1 waits for tag 2 first, so tag 1 is in before its receive. */
+static int unexpected_reuse(pride_context_t *ctx, int rank, int n, void *arg)
+{
+    (void)n;
+    (void)arg;
+    static const size_t lens[] = {300000, 200000, 300000, 70000, 0, 1, 5u << 20, 4u << 20};
+    enum { K = sizeof lens / sizeof lens[0] };
+    HCHECK_OK(ctx, pride_reset_stats(ctx));
+    unsigned long long msgs = 0, bytes = 0;
+    for (int k = 0; k < K; k++) {
+        size_t len = lens[k];
+        struct coll c;
+        HCHECK_OK(ctx, coll_begin(&c, ctx, PRIDE_COLL_P2P, 0, 0, len, -1));
+        uint8_t *buf = malloc(len + 1), one = 0;
+        HCHECK(buf);
+        struct pride_xfer x[3];
+        struct pride_xfer *xs[3] = {&x[0], &x[1], &x[2]};
+        if (rank == 0) { /* the next round only once rank 1 says it is done (tag 3) */
+            fill(buf, len, k, 1, len);
+            HCHECK_OK(ctx, coll_irecv(&c, &x[2], 1, 3, NULL, 0));
+            HCHECK_OK(ctx, coll_isend(&c, &x[0], 1, 1, buf, len));
+            HCHECK_OK(ctx, coll_isend(&c, &x[1], 1, 2, &one, 1));
+            HCHECK_OK(ctx, coll_wait(&c, xs, 3));
+        } else {
+            HCHECK_OK(ctx, coll_irecv(&c, &x[1], 0, 2, &one, 1));
+            HCHECK_OK(ctx, coll_wait(&c, &xs[1], 1));
+            memset(buf, 0xa5, len + 1);
+            HCHECK_OK(ctx, coll_irecv(&c, &x[0], 0, 1, buf, len));
+            HCHECK_OK(ctx, coll_wait(&c, xs, 1));
+            uint8_t *want = malloc(len + 1);
+            HCHECK(want);
+            fill(want, len, k, 1, len);
+            HCHECK(memcmp(want, buf, len) == 0);
+            HCHECK(buf[len] == 0xa5);
+            free(want);
+            /* tag 1 came unexpected; tag 2 too if rank 0 was first */
+            pride_stats_t st = PRIDE_STATS_INIT;
+            HCHECK_OK(ctx, pride_get_stats(ctx, &st));
+            unsigned long long dm = st.unexpected_messages - msgs, db = st.unexpected_bytes - bytes;
+            HCHECK((dm == 1 && db == len) || (dm == 2 && db == len + 1));
+            msgs = st.unexpected_messages;
+            bytes = st.unexpected_bytes;
+            HCHECK_OK(ctx, coll_isend(&c, &x[2], 0, 3, NULL, 0));
+            HCHECK_OK(ctx, coll_wait(&c, &xs[2], 1));
+        }
+        HCHECK_OK(ctx, coll_end(&c, PRIDE_OK));
+        free(buf);
+    }
+    return 0;
+}
+
+static void test_unexpected_reuse(void **state)
+{
+    (void)state;
+    assert_int_equal(harness_run(2, unexpected_reuse, NULL, NULL), 0);
+}
+
 /* The receiver of a large message dies; the sender must get PEER, not hang. */
 static int receiver_dies(pride_context_t *ctx, int rank, int n, void *arg)
 {
@@ -392,6 +452,7 @@ int main(void)
         cmocka_unit_test(test_launcher_env),
         cmocka_unit_test(test_all_pairs),
         cmocka_unit_test(test_out_of_order_tags),
+        cmocka_unit_test(test_unexpected_reuse),
         cmocka_unit_test(test_garbage_frame),
         cmocka_unit_test(test_abort_and_timeout),
         cmocka_unit_test(test_peer_killed),
