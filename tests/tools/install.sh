@@ -4,7 +4,8 @@
 # with PRIDE_TOOLS_DIR (the build directory) and PRIDE_SOURCE_DIR set. DIR/prefix is
 # the installed tree, DIR/work holds the out-of-tree example builds. Steps:
 #   install     cmake --install the build into DIR/prefix and check the files it must hold
-#   cmake-c     the C example through find_package(pride), run with pride-run -n 2
+#   cmake-c     the C examples (example.c, lioncub_loop.c) through find_package(pride),
+#               run with pride-run -n 2
 #   pkgconfig-c the C example through `pkg-config --cflags --libs pride`, run likewise
 #   static-c    the C example linked with pride::pride_static: no libpride.so needed
 #   cxx         the C++ example through find_package(pride), run likewise
@@ -80,6 +81,7 @@ install)
 cmake-c)
     cmake_build c c
     run2 "$work/c/pride_example_c" "allreduce 3 vote 00000000ffffffff lion 0.99"
+    run2 "$work/c/lioncub_loop" "lioncub l1 every:10"
     ;;
 pkgconfig-c)
     PKG_CONFIG_PATH=$(libdir)/pkgconfig
