@@ -118,8 +118,18 @@ static void test_pride_mpi(void **state)
         printf("pride_mpi is not built (CMake found no MPI; Debian: libopenmpi-dev): skipped\n");
         skip();
     }
-    mpirun_check(bin, 4, "", "boot4");
-    mpirun_check(bin, 3, "", "boot3"); /* halves of 2 and 1 */
+    /* In the sanitizer build, Open MPI's own start-up allocations (in components it
+       dlopens, so LeakSanitizer cannot even name them) are reported as leaks at exit;
+       CMake then sets PRIDE_MPI_BOOT_ASAN=detect_leaks=0 for this MPI program only.
+       AddressSanitizer and UBSan stay on, and pride_mpi_config allocates nothing. */
+    const char *asan = getenv("PRIDE_MPI_BOOT_ASAN");
+    char extra[128] = "";
+    if (asan && *asan) {
+        printf("sanitizer build: mpi_boot runs with ASAN_OPTIONS=%s (Open MPI's leaks)\n", asan);
+        snprintf(extra, sizeof extra, "-x ASAN_OPTIONS=%s", asan);
+    }
+    mpirun_check(bin, 4, extra, "boot4");
+    mpirun_check(bin, 3, extra, "boot3"); /* halves of 2 and 1 */
 }
 
 int main(void)
