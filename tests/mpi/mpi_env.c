@@ -16,7 +16,8 @@
 
 static int env_fail(pride_context_t *ctx, const char *what, int st)
 {
-    fprintf(stderr, "mpi_env: %s: %s: %s\n", what, pride_strerror(st), ctx ? pride_last_error(ctx) : "");
+    fprintf(stderr, "mpi_env: %s: %s: %s\n", what, pride_strerror(st),
+            ctx ? pride_last_error(ctx) : "");
     return 1;
 }
 
