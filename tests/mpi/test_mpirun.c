@@ -115,7 +115,8 @@ static void test_pride_mpi(void **state)
         skip();
     const char *bin = getenv("PRIDE_MPI_BOOT");
     if (!bin || !*bin) {
-        printf("pride_mpi is not built (CMake found no MPI; Debian: libopenmpi-dev): skipped\n");
+        printf("pride_mpi is not built (CMake found no MPI, Debian: libopenmpi-dev; or "
+               "-DPRIDE_MPI=OFF): skipped\n");
         skip();
     }
     /* In the sanitizer build, Open MPI's own start-up allocations (in components it
