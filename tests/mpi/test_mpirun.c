@@ -19,9 +19,12 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -94,6 +97,19 @@ static void test_env_detection(void **state)
     mpirun_check(bin, 4, extra, "env");
 }
 
+/* A loopback port the kernel just handed out, for rank 0's tcp store. */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
 /* The same over rank 0's tcp store: the address every rank can reach is loopback. */
 static void test_env_detection_tcp_store(void **state)
 {
@@ -103,8 +119,7 @@ static void test_env_detection_tcp_store(void **state)
     const char *bin = getenv("PRIDE_MPI_ENV");
     assert_non_null(bin);
     char extra[256];
-    snprintf(extra, sizeof extra, "-x PRIDE_STORE=tcp:127.0.0.1:%d",
-             20000 + (int)(getpid() % 20000));
+    snprintf(extra, sizeof extra, "-x PRIDE_STORE=tcp:127.0.0.1:%d", free_port());
     mpirun_check(bin, 3, extra, "env-tcp");
 }
 
