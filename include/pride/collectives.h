@@ -63,7 +63,16 @@ typedef struct pride_request pride_request_t;
  * @brief Start an allreduce that progresses in the background; the buffers must stay
  *        untouched until pride_wait() or pride_test() reports completion. Several may be
  *        in flight; they count in the collective order at the moment they are started.
+ * @param ctx the context
+ * @param sendbuf count elements of this rank (sendbuf == recvbuf: in place)
+ * @param recvbuf count elements: the reduction over every rank
+ * @param count number of elements
+ * @param dtype element type
+ * @param op reduction
  * @param[out] req the request, written only on success
+ * @return PRIDE_OK once started (the collective's own status comes from pride_wait()
+ *         or pride_test()); PRIDE_ERR_INVALID for bad arguments, PRIDE_ERR_NOMEM, or
+ *         the status of a context that has already failed
  */
 int pride_iallreduce(pride_context_t *ctx, const void *sendbuf, void *recvbuf, size_t count,
                      pride_dtype_t dtype, pride_op_t op, pride_request_t **req);

@@ -88,6 +88,7 @@ typedef struct pride_stats {
 
 /**
  * @brief Read this rank's traffic counters since pride_init() or pride_reset_stats().
+ * @param ctx the context
  * @param[out] stats filled up to stats->size bytes
  */
 int pride_get_stats(const pride_context_t *ctx, pride_stats_t *stats);

@@ -110,8 +110,10 @@ typedef struct pride_optim_stats {
  * @param cfg the configuration (see pride_optim_config_t)
  * @param params nparams float32 parameters, updated in place by pride_optim_step();
  *        must stay valid until pride_optim_destroy()
+ * @param nparams number of parameters in @p params
  * @param tensors ntensors non-overlapping tensors inside [0, nparams); they need not
  *        cover every element (uncovered elements are never updated)
+ * @param ntensors number of entries in @p tensors (>= 1)
  * @param[out] out the optimizer, written only on success
  * @return PRIDE_OK; PRIDE_ERR_INVALID with a sentence in pride_last_error() for an
  *         unknown name, an out-of-range number, overlapping or out-of-range tensors,
@@ -124,6 +126,7 @@ int pride_optim_create(pride_context_t *ctx, const pride_optim_config_t *cfg, fl
 
 /**
  * @brief Take one step with this rank's gradient (collective).
+ * @param opt the optimizer
  * @param grads nparams float32 gradients of this rank; not modified
  * @return PRIDE_OK, or a collective's status (the parameters are then undefined)
  */
@@ -139,6 +142,7 @@ int pride_optim_set_lr(pride_optim_t *opt, float lr);
 
 /**
  * @brief Read the step counter, bytes sent and time spent.
+ * @param opt the optimizer
  * @param[out] stats filled up to stats->size bytes (start from PRIDE_OPTIM_STATS_INIT)
  */
 int pride_optim_stats(const pride_optim_t *opt, pride_optim_stats_t *stats);

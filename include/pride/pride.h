@@ -12,8 +12,8 @@
 #include "pride/vote.h"
 #include "pride/optimizer.h"
 
-#define PRIDE_VERSION_MAJOR 0
-#define PRIDE_VERSION_MINOR 1
-#define PRIDE_VERSION_PATCH 0
+#define PRIDE_VERSION_MAJOR 0 /**< major version: changes break the API or the ABI */
+#define PRIDE_VERSION_MINOR 1 /**< minor version: additions */
+#define PRIDE_VERSION_PATCH 0 /**< patch version: fixes */
 
 #endif

@@ -4,12 +4,16 @@
 # with PRIDE_TOOLS_DIR (the build directory) and PRIDE_SOURCE_DIR set. DIR/prefix is
 # the installed tree, DIR/work holds the out-of-tree example builds. Steps:
 #   install     cmake --install the build into DIR/prefix and check the files it must hold
-#   cmake-c     the C example through find_package(pride), run with pride-run -n 2
+#   cmake-c     the C examples (example.c, lioncub_loop.c) through find_package(pride),
+#               run with pride-run -n 2
 #   pkgconfig-c the C example through `pkg-config --cflags --libs pride`, run likewise
 #   static-c    the C example linked with pride::pride_static: no libpride.so needed
 #   cxx         the C++ example through find_package(pride), run likewise
 #   fortran     the Fortran example through find_package(pride) (77: no gfortran)
 #   version     find_package(pride 99) must fail: the version file rejects it
+#   mpi         pride_mpi: tests/mpi/mpi_boot.c built through find_package(pride
+#               COMPONENTS mpi) and through `pkg-config pride-mpi`, each run under
+#               mpirun -np 2 (77: pride built without MPI, or no mpirun)
 # Exit status 0 on success, 77 to skip, anything else with a reason on stderr.
 # A sanitizer build is skipped: its libpride.so needs the ASan runtime loaded first,
 # which a plain consumer program does not do.
@@ -77,6 +81,7 @@ install)
 cmake-c)
     cmake_build c c
     run2 "$work/c/pride_example_c" "allreduce 3 vote 00000000ffffffff lion 0.99"
+    run2 "$work/c/lioncub_loop" "lioncub l1 every:10"
     ;;
 pkgconfig-c)
     PKG_CONFIG_PATH=$(libdir)/pkgconfig
@@ -119,6 +124,41 @@ version)
         fail "find_package(pride 99) succeeded against version 0.1"
     fi
     grep -q 'version: 0.1.0' "$work/v99.log" || { cat "$work/v99.log" >&2; fail "wrong failure"; }
+    ;;
+mpi)
+    lib=$(libdir)
+    [ -e "$lib/pkgconfig/pride-mpi.pc" ] || { echo "pride was built without MPI: skipped"; exit 77; }
+    command -v mpirun >/dev/null || { echo "mpirun is not installed: skipped"; exit 77; }
+    for f in "$prefix/include/pride/mpi.h" "$lib/libpride_mpi.so.0" "$lib/libpride_mpi.a" \
+        "$lib/cmake/pride/pride_mpiTargets.cmake"; do
+        [ -e "$f" ] || fail "$f is not installed"
+    done
+    mkdir -p "$work/mpi-src"
+    printf '%s\n' 'cmake_minimum_required(VERSION 3.18)' 'project(mpi_c LANGUAGES C)' \
+        'find_package(pride 0.1 REQUIRED COMPONENTS mpi)' \
+        "add_executable(mpi_boot $PRIDE_SOURCE_DIR/tests/mpi/mpi_boot.c)" \
+        'target_link_libraries(mpi_boot PRIVATE pride::pride_mpi)' >"$work/mpi-src/CMakeLists.txt"
+    cmake -S "$work/mpi-src" -B "$work/mpi" -DCMAKE_PREFIX_PATH="$prefix" >"$work/mpi.log" 2>&1 &&
+        cmake --build "$work/mpi" >>"$work/mpi.log" 2>&1 ||
+        { cat "$work/mpi.log" >&2; fail "building with pride::pride_mpi failed"; }
+    flags=$(PKG_CONFIG_PATH=$lib/pkgconfig pkg-config --cflags --libs pride-mpi) ||
+        fail "pkg-config does not find pride-mpi"
+    # shellcheck disable=SC2086
+    cc -Wall -Wextra -Werror -o "$work/pc_mpi" "$PRIDE_SOURCE_DIR/tests/mpi/mpi_boot.c" $flags ||
+        fail "cc with pkg-config pride-mpi flags ($flags) failed"
+    root=""
+    [ "$(id -u)" -ne 0 ] || root=--allow-run-as-root
+    for prog in "$work/mpi/mpi_boot" "$work/pc_mpi"; do
+        out=$work/run-mpi.out
+        LD_LIBRARY_PATH=$lib timeout 300 mpirun $root --oversubscribe -np 2 --mca pml ob1 \
+            --mca btl tcp,self --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo \
+            -x LD_LIBRARY_PATH "$prog" >"$out" 2>&1 || { cat "$out" >&2; fail "$prog failed under mpirun"; }
+        for r in 0 1; do
+            grep -q "^rank $r of 2: pride_mpi world ok.* ok\$" "$out" ||
+                { cat "$out" >&2; fail "no result line from rank $r of $prog"; }
+        done
+        grep '^rank' "$out"
+    done
     ;;
 *)
     fail "unknown step"

@@ -3,7 +3,8 @@
  * with `cmake --install` into a temporary prefix, and the examples/ programs are built
  * against it (C with find_package(pride), pride::pride_static and pkg-config, C++
  * and Fortran with find_package) and run with the installed pride-run on 2 ranks,
- * each rank printing the results it checked.
+ * each rank printing the results it checked; the MPI program tests/mpi/mpi_boot.c is
+ * built against pride::pride_mpi and pride-mpi.pc and run under mpirun.
  *
  * The one idea: the steps are plain shell in tests/tools/install.sh (what a user would
  * type); this file runs them in order on one prefix, so a failing step names itself.
@@ -100,6 +101,12 @@ static void test_version_rejected(void **state)
     run_step("version");
 }
 
+static void test_mpi(void **state)
+{
+    (void)state;
+    run_step("mpi");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -109,6 +116,7 @@ int main(void)
         cmocka_unit_test(test_cxx),
         cmocka_unit_test(test_fortran),
         cmocka_unit_test(test_version_rejected),
+        cmocka_unit_test(test_mpi),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
