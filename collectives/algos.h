@@ -53,10 +53,12 @@
    reduce-scatter is level between the two up to 1 MiB. */
 #define ALGO_ALLGATHER_DIRECT_MAX_BYTES ((size_t)256 << 10)
 #define ALGO_REDUCE_SCATTER_DIRECT_MAX_BYTES ((size_t)64 << 10)
-/* Pipelining: a long message is cut into about ALGO_WINDOW chunks of
-   ALGO_MIN_CHUNK_BYTES .. ALGO_CHUNK_BYTES, and where nothing else paces a sender
-   (the ring's first step, a reduce chain's receive slots) ALGO_WINDOW chunks are in
-   flight ahead of the one being worked on. */
+/* Pipelining: the chains of broadcast and reduce cut a long message into about
+   ALGO_WINDOW chunks of ALGO_MIN_CHUNK_BYTES .. ALGO_CHUNK_BYTES, and where nothing
+   else paces a sender (the ring's first step, a reduce chain's receive slots)
+   ALGO_WINDOW chunks are in flight ahead of the one being worked on. The ring and
+   rhd, where every rank sends and receives at once, cut only what exceeds
+   ALGO_XCHG_CHUNK_BYTES. */
 #define ALGO_CHUNK_BYTES ((size_t)256 << 10)
 #define ALGO_MIN_CHUNK_BYTES ((size_t)16 << 10)
 #define ALGO_WINDOW 4

@@ -13,8 +13,8 @@
  * after: the even one sends its vector to the odd one and sits out, the odd one
  * stands for both, and gets the result back at the end (one more S each way).
  *
- * Exchanges are cut into chunks, all posted at once: chunk k is reduced while the
- * later ones are still arriving into the socket buffers.
+ * Exchanges above ALGO_XCHG_CHUNK_BYTES are cut into chunks, all posted at once:
+ * chunk k is reduced while the later ones are still arriving into the socket buffers.
  */
 #include <stdlib.h>
 
