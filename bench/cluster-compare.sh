@@ -108,11 +108,20 @@ line_rate() { # GB/s (1e9 B) of a tbf rate, empty for none
     case $1 in 1gbit) echo 0.125 ;; 10gbit) echo 1.25 ;; *) echo "" ;; esac
 }
 
-# Run a command, appending "real user sys" (seconds, children included) to $1.
+cpu_ticks() { # "busy total" jiffies of the whole machine, from /proc/stat
+    awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t; exit }' /proc/stat
+}
+
+# Run a command, appending "real user sys machine_busy" to $1: wall and CPU seconds of
+# the command and its children, and the share of all cores busy (anyone's work) meanwhile.
 timed() {
     local tfile=$1; shift
-    local TIMEFORMAT='%R %U %S' st=0
+    local TIMEFORMAT='%R %U %S' st=0 b0 t0 b1 t1
+    read -r b0 t0 < <(cpu_ticks)
     { time "$@" 2>&3; } 3>&2 2>>"$tfile" || st=$?
+    read -r b1 t1 < <(cpu_ticks)
+    awk -v b="$((b1 - b0))" -v t="$((t1 - t0))" '{ l = $0 } END { printf "%s %.2f\n", l, (t > 0 ? b / t : 0) }' \
+        "$tfile" >"$tfile.tmp" && mv "$tfile.tmp" "$tfile"
     return "$st"
 }
 
@@ -138,7 +147,7 @@ commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
 ompi=$(mpirun --version 2>/dev/null | head -1)
 results="$outdir/results.csv"
 md="$outdir/results.md"
-echo "hosts,rate,line_gbps,size,pride_time_us,pride_busbw_gbps,pride_frac,mpi_time_us,mpi_busbw_gbps,mpi_frac,pride_over_mpi,load1_pride,load1_mpi,pride_cpu_cores,mpi_cpu_cores" >"$results"
+echo "hosts,rate,line_gbps,size,pride_time_us,pride_busbw_gbps,pride_frac,mpi_time_us,mpi_busbw_gbps,mpi_frac,pride_over_mpi,load1_pride,load1_mpi,pride_cpu_cores,mpi_cpu_cores,machine_busy_pride,machine_busy_mpi" >"$results"
 {
     echo "# pride_allreduce vs MPI_Allreduce on an emulated cluster (float32 sum)"
     echo
@@ -174,16 +183,18 @@ for rate in $rates; do
         # cores busy on average = (user + sys of the run and its children) / wall time
         c_pride=$(awk 'END { printf "%.2f", ($2 + $3) / $1 }' "$outdir/raw/time-$tag-pride")
         c_mpi=$(awk 'END { printf "%.2f", ($2 + $3) / $1 }' "$outdir/raw/time-$tag-mpi")
+        m_pride=$(awk 'END { print $4 }' "$outdir/raw/time-$tag-pride")
+        m_mpi=$(awk 'END { print $4 }' "$outdir/raw/time-$tag-mpi")
         # join the two benches' CSV files on size (field 5; time 10, busbw 12)
         awk -F, -v n="$n" -v rate="$rate" -v line="$line" -v lp="$l_pride" -v lm="$l_mpi" \
-            -v cp="$c_pride" -v cm="$c_mpi" '
+            -v cp="$c_pride" -v cm="$c_mpi" -v mp="$m_pride" -v mm="$m_mpi" '
             FNR == 1 { next }
             NR == FNR { t[$5] = $10; b[$5] = $12; next }
             ($5 in t) {
                 fp = line == "" ? "" : sprintf("%.3f", b[$5] / line)
                 fm = line == "" ? "" : sprintf("%.3f", $12 / line)
-                printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%.2f,%s,%s,%s,%s\n", n, rate, line, $5,
-                       t[$5], b[$5], fp, $10, $12, fm, ($12 > 0 ? b[$5] / $12 : 0), lp, lm, cp, cm
+                printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%.2f,%s,%s,%s,%s,%s,%s\n", n, rate, line, $5,
+                       t[$5], b[$5], fp, $10, $12, fm, ($12 > 0 ? b[$5] / $12 : 0), lp, lm, cp, cm, mp, mm
             }' "$outdir/raw/pride-$tag.csv" "$outdir/raw/mpi-$tag.csv" >"$outdir/raw/join-$tag.csv"
         cat "$outdir/raw/join-$tag.csv" >>"$results"
         {
@@ -191,15 +202,16 @@ for rate in $rates; do
             echo "## $n hosts, $rate (line rate ${line:-unshaped} GB/s)"
             echo
             echo "load average (1 min) at start: pride $l_pride, MPI $l_mpi; cores busy during the run"
-            echo "(all ranks, user + sys / wall): pride $c_pride, MPI $c_mpi"
+            echo "(all ranks, user + sys / wall): pride $c_pride, MPI $c_mpi, of $(nproc); share of the machine"
+            echo "busy (anyone's work) meanwhile: $m_pride, $m_mpi"
             echo
             echo "| size | pride busbw (GB/s) | pride / line | MPI busbw (GB/s) | MPI / line | pride / MPI |"
             echo "|---:|---:|---:|---:|---:|---:|"
             awk -F, '{ printf "| %s | %.4f | %s | %.4f | %s | %.2f |\n", $4, $6, $7 == "" ? "-" : $7,
                        $9, $10 == "" ? "-" : $10, $11 }' "$outdir/raw/join-$tag.csv"
         } >>"$md"
-        printf '\n%d hosts, %s (line rate %s GB/s); load %s / %s; cores busy pride %s, MPI %s\n' \
-            "$n" "$rate" "${line:-none}" "$l_pride" "$l_mpi" "$c_pride" "$c_mpi"
+        printf '\n%d hosts, %s (line rate %s GB/s); load %s / %s; cores used pride %s, MPI %s; machine busy %s / %s\n' \
+            "$n" "$rate" "${line:-none}" "$l_pride" "$l_mpi" "$c_pride" "$c_mpi" "$m_pride" "$m_mpi"
         printf '%10s %12s %8s %12s %8s %10s\n' size "pride GB/s" "/line" "MPI GB/s" "/line" pride/MPI
         awk -F, '{ printf "%10s %12.4f %8s %12.4f %8s %10.2f\n", $4, $6, $7 == "" ? "-" : $7,
                    $9, $10 == "" ? "-" : $10, $11 }' "$outdir/raw/join-$tag.csv"
