@@ -46,6 +46,9 @@ build="$repo/build" outdir="" prefix=cmp plot="" plot_png=""
 args=("$@")
 while [ $# -gt 0 ]; do
     case "$1" in
+    -H|-r|-b|-e|-f|-n|-w|-a|-B|-O|--prefix) [ $# -ge 2 ] || die "$1 needs a value" ;;
+    esac
+    case "$1" in
     -H) hosts_list=${2:?}; shift 2 ;;
     -r) rates=${2:?}; shift 2 ;;
     -b) min=${2:?}; shift 2 ;;
@@ -72,6 +75,12 @@ done
 for r in $rates; do
     [[ $r == 1gbit || $r == 10gbit || $r == none ]] || die "bad rate '$r' (1gbit, 10gbit, none)"
 done
+for s in "$min" "$max"; do
+    [[ $s =~ ^[0-9]+[KMG]?$ ]] || die "bad size '$s' (bytes, with K, M or G)"
+done
+[[ $factor =~ ^[0-9]+$ ]] && ((factor >= 2)) || die "bad size factor '$factor' (integer >= 2)"
+[[ $iters =~ ^[0-9]+$ ]] && ((iters >= 1)) || die "bad iteration count '$iters' (>= 1)"
+[[ $warmup =~ ^[0-9]+$ ]] || die "bad warm-up count '$warmup' (>= 0)"
 [[ $prefix =~ ^[A-Za-z0-9_][A-Za-z0-9_-]{0,39}$ ]] || die "bad --prefix '$prefix'"
 [[ $algo =~ ^(auto|ring|tree|rhd)$ ]] || die "bad algorithm '$algo' (auto ring tree rhd)"
 [ "$(id -u)" -eq 0 ] || die "must run as root: the emulated hosts are network namespaces"

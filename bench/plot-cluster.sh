@@ -17,10 +17,12 @@ tmp=$(mktemp -d /tmp/plot-cluster.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 # one file per host count: size pride_busbw mpi_busbw
 awk -F, -v rate="$rate" -v dir="$tmp" 'NR > 1 && $2 == rate {
-    print $4, $6, $9 > (dir "/h" $1 ".dat"); line = $3; hosts[$1] = 1 }
-    END { for (h in hosts) print h > (dir "/hosts"); print line > (dir "/line") }' "$csv"
+    print $4, $6, $9 > (dir "/h" $1 ".dat"); line = $3; hosts[$1] = 1
+    if ($12 > load) load = $12; if ($13 > load) load = $13 }
+    END { for (h in hosts) print h > (dir "/hosts"); print line > (dir "/line")
+          print load > (dir "/load") }' "$csv"
 [ -s "$tmp/hosts" ] || die "no rows at rate $rate in '$csv'"
-line=$(cat "$tmp/line")
+line=$(cat "$tmp/line") load=$(cat "$tmp/load")
 
 plots=()
 k=0
@@ -33,15 +35,15 @@ done
 joined=$(IFS=,; echo "${plots[*]}")
 
 gnuplot <<EOF
-set terminal pngcairo size 900,560 font ",11"
+set terminal pngcairo size 900,600 font ",11"
 set output '$png'
-set title "float32 allreduce on emulated hosts, links shaped to $rate (tc tbf)"
+set title "float32 allreduce on emulated hosts, links shaped to $rate (tc tbf)\\nmachine shared with other work: 1-min load average up to $load during the runs"
 set logscale x 2
 set format x "%.0b%BB"
 set xlabel "message size (bytes)"
 set ylabel "bus bandwidth (GB/s, 1e9 B)"
 set yrange [0:*]
-set key top right
+set key below horizontal
 set grid
 plot $joined
 EOF

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Install what pride needs on Debian 12 (run as root, or with sudo available).
 # Build: cmake, ninja, a C compiler, CMocka; optional backends: libfabric, libibverbs,
-# librdmacm, hiredis; the training data set and the comparison / cluster tools.
+# librdmacm, hiredis; the training data set and the comparison / cluster tools
+# (Open MPI, iproute2, nftables, gnuplot for bench/plot-cluster.sh).
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config libcmocka-dev zlib1g-dev
       libfabric-dev libfabric-bin libibverbs-dev librdmacm-dev libhiredis-dev redis-server
-      openmpi-bin libopenmpi-dev dataset-fashion-mnist iproute2 nftables clang libclang-rt-14-dev)
+      openmpi-bin libopenmpi-dev dataset-fashion-mnist iproute2 nftables clang libclang-rt-14-dev
+      gnuplot-nox)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
