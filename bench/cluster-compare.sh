@@ -14,8 +14,9 @@
 # Per rate and host count it prints
 #   size | pride busbw | pride/line | MPI busbw | MPI/line | pride/MPI
 # and it writes to the output directory: results.csv (every row, with the load average
-# and CPU use of each run), results.md (the tables, the command, the machine), and the
-# raw CSV/JSON of each bench. --plot draws busbw against size (bench/plot-cluster.sh).
+# and CPU use of each run), results.md (the tables, the command, the machine), summary.md
+# (one compact table per rate, bench/cluster-summary.awk), and the raw CSV/JSON of each
+# bench. --plot draws busbw against size (bench/plot-cluster.sh).
 # The cluster is torn down on exit, failure or interrupt.
 set -euo pipefail
 
@@ -227,8 +228,9 @@ for rate in $rates; do
     done
 done
 echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the times)" >>"$md"
+awk -f "$repo/bench/cluster-summary.awk" "$results" >"$outdir/summary.md"
 echo
-echo "results: $results, $md"
+echo "results: $results, $md; compact tables: $outdir/summary.md"
 if [ -n "$plot" ]; then
     "$repo/bench/plot-cluster.sh" "$results" "${plot_png:-$outdir/allreduce-1gbit.png}"
 fi
