@@ -227,7 +227,7 @@ for rate in $rates; do
                    $9, $10 == "" ? "-" : $10, $11 }' "$outdir/raw/join-$tag.csv"
     done
 done
-echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the times)" >>"$md"
+{ echo; echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the times)"; } >>"$md"
 awk -f "$repo/bench/cluster-summary.awk" "$results" >"$outdir/summary.md"
 echo
 echo "results: $results, $md; compact tables: $outdir/summary.md"
