@@ -108,44 +108,104 @@ sweep=(-b "$min" -e "$max" -f "$factor" -n "$iters" -w "$warmup")
 cluster="$repo/tools/pride-cluster"
 hostsfile="/run/pride-cluster/$prefix.hosts"
 
+# The benches run in the background (timed below) so that a signal reaches this script
+# at once: it passes SIGTERM on to the bench (pride-run and mpirun end their ranks),
+# and the EXIT trap deletes the cluster.
+child=""
 cleanup() {
+    if [ -n "$child" ]; then
+        kill -TERM "$child" 2>/dev/null || true
+        wait "$child" 2>/dev/null || true
+    fi
     "$cluster" down --prefix "$prefix" >/dev/null 2>&1 || true
+    cg_remove
 }
 trap cleanup EXIT
-trap 'echo "cluster-compare.sh: interrupted" >&2; exit 130' INT TERM
+exec 4>&2 # the script's stderr, for the trap (the bench's may be redirected meanwhile)
+trap 'echo "cluster-compare.sh: interrupted; removing the cluster" >&4; exit 130' INT TERM HUP
 
 line_rate() { # GB/s (1e9 B) of a tbf rate, empty for none
     case $1 in 1gbit) echo 0.125 ;; 10gbit) echo 1.25 ;; *) echo "" ;; esac
+}
+
+# CPU time of everything a bench starts, wherever it runs: each bench is put in a
+# cgroup of its own (cgroup v1 cpuacct, else v2 cpu.stat), which its ranks, Open MPI's
+# daemons (they daemonize, so a wait() would miss them) and their ranks inherit.
+# Without a usable cgroup, the rusage of waited-for children stands in (it misses the
+# ranks Open MPI starts in the other hosts).
+cg_dir="" cg_kind=""
+cg_init() {
+    local d root
+    if [ -f /sys/fs/cgroup/cpuacct/cpuacct.usage ]; then
+        d=/sys/fs/cgroup/cpuacct/cluster-compare-$$
+        if mkdir "$d" 2>/dev/null; then cg_dir=$d cg_kind=v1; return; fi
+    fi
+    for root in /sys/fs/cgroup /sys/fs/cgroup/unified; do
+        [ -f "$root/cgroup.controllers" ] || continue
+        d=$root/cluster-compare-$$
+        if mkdir "$d" 2>/dev/null; then
+            [ -f "$d/cpu.stat" ] && { cg_dir=$d cg_kind=v2; return; }
+            rmdir "$d" 2>/dev/null
+        fi
+    done
+}
+cg_seconds() { # CPU seconds used so far in the cgroup
+    case $cg_kind in
+        v1) awk '{ printf "%.3f", $1 / 1e9 }' "$cg_dir/cpuacct.usage" ;;
+        v2) awk '$1 == "usage_usec" { printf "%.3f", $2 / 1e6 }' "$cg_dir/cpu.stat" ;;
+        *) echo 0 ;;
+    esac
+}
+cg_remove() {
+    [ -n "$cg_dir" ] || return 0
+    local i
+    for i in 1 2 3 4 5 6 7 8 9 10; do # exiting processes leave it a moment later
+        rmdir "$cg_dir" 2>/dev/null && return 0
+        sleep 0.3
+    done
+    echo "cluster-compare.sh: could not remove the cgroup $cg_dir (processes left in it?)" >&2
 }
 
 cpu_ticks() { # "busy total" jiffies of the whole machine, from /proc/stat
     awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t; exit }' /proc/stat
 }
 
-# Run a command, appending "real user sys machine_busy" to $1: wall and CPU seconds of
-# the command and its children, and the share of all cores busy (anyone's work) meanwhile.
+# Run a command in the background (in the cgroup), appending "real user sys
+# machine_busy cgroup_cpu" to $1: wall and CPU seconds of the command and its waited-for
+# children, the share of all cores busy (anyone's work) meanwhile, and the CPU seconds
+# of everything the command started (the cgroup; 0 without one).
 timed() {
     local tfile=$1; shift
-    local TIMEFORMAT='%R %U %S' st=0 b0 t0 b1 t1
+    local TIMEFORMAT='%R %U %S' st=0 b0 t0 b1 t1 c0 c1
     read -r b0 t0 < <(cpu_ticks)
-    { time "$@" 2>&3; } 3>&2 2>>"$tfile" || st=$?
+    c0=$(cg_seconds)
+    { time {
+        { [ -z "$cg_dir" ] || echo "$BASHPID" >"$cg_dir/cgroup.procs"; "$@"; } 2>&3 &
+        child=$!
+        wait "$child"
+    }; } 3>&2 2>>"$tfile" || st=$?
+    child=""
     read -r b1 t1 < <(cpu_ticks)
-    awk -v b="$((b1 - b0))" -v t="$((t1 - t0))" '{ l = $0 } END { printf "%s %.2f\n", l, (t > 0 ? b / t : 0) }' \
+    c1=$(cg_seconds)
+    awk -v b="$((b1 - b0))" -v t="$((t1 - t0))" -v c="$(awk -v a="$c0" -v z="$c1" 'BEGIN { print z - a }')" \
+        '{ l = $0 } END { printf "%s %.2f %.3f\n", l, (t > 0 ? b / t : 0), c }' \
         "$tfile" >"$tfile.tmp" && mv "$tfile.tmp" "$tfile"
     return "$st"
 }
 
+# run_pride and run_mpi end in exec: run in the background by timed, the bench
+# itself is the child that a signal is passed to.
 run_pride() { # hosts csv json
     local n=$1 csv=$2 json=$3 list i
     list=$(for ((i = 0; i < n; i++)); do printf '%s-h%d,' "$prefix" "$i"; done)
-    "$build/pride-run" -n "$n" --netns "${list%,}" -- "$build/pride-bench" \
+    exec "$build/pride-run" -n "$n" --netns "${list%,}" -- "$build/pride-bench" \
         -c allreduce -d float32 -o sum -a "$algo" "${sweep[@]}" --csv "$csv" --json "$json"
 }
 
 run_mpi() { # hosts csv json
     local n=$1 csv=$2 json=$3 hosts
     hosts=$(awk '{ printf "%s%s", sep, $2; sep = "," }' "$hostsfile")
-    NETNS_RSH_HOSTS=$hostsfile ip netns exec "$prefix-h0" \
+    exec env NETNS_RSH_HOSTS="$hostsfile" ip netns exec "$prefix-h0" \
         mpirun --allow-run-as-root --oversubscribe -np "$n" --host "$hosts" \
         --mca plm_rsh_agent "$repo/bench/netns-rsh" --mca plm_rsh_no_tree_spawn 1 \
         --mca pml ob1 --mca btl tcp,self --mca btl_tcp_if_include eth0 \
@@ -172,6 +232,14 @@ echo "hosts,rate,line_gbps,size,pride_time_us,pride_busbw_gbps,pride_frac,mpi_ti
     echo "  (> 1: pride faster). Sizes below the tbf burst can exceed the line rate."
 } >"$md"
 
+cg_init
+if [ -n "$cg_dir" ]; then
+    cpu_source="all processes of the run, cgroup $cg_kind"
+else
+    cpu_source="rusage of waited-for children: misses Open MPI's ranks in the other hosts"
+fi
+echo "- CPU use of each run: $cpu_source" >>"$md"
+
 for rate in $rates; do
     line=$(line_rate "$rate")
     for n in $hosts_list; do
@@ -190,9 +258,10 @@ for rate in $rates; do
             "$outdir/raw/mpi-$tag.json" >"$outdir/raw/mpi-$tag.log" ||
             { cat "$outdir/raw/mpi-$tag.log" >&2; echo "cluster-compare.sh: mpirun failed on $n hosts at $rate" >&2; exit 1; }
         "$cluster" down --prefix "$prefix"
-        # cores busy on average = (user + sys of the run and its children) / wall time
-        c_pride=$(awk 'END { printf "%.2f", ($2 + $3) / $1 }' "$outdir/raw/time-$tag-pride")
-        c_mpi=$(awk 'END { printf "%.2f", ($2 + $3) / $1 }' "$outdir/raw/time-$tag-mpi")
+        # cores used on average = CPU seconds of the run (cgroup, else rusage) / wall time
+        cores='END { printf "%.2f", ($5 > 0 ? $5 : $2 + $3) / $1 }'
+        c_pride=$(awk "$cores" "$outdir/raw/time-$tag-pride")
+        c_mpi=$(awk "$cores" "$outdir/raw/time-$tag-mpi")
         m_pride=$(awk 'END { print $4 }' "$outdir/raw/time-$tag-pride")
         m_mpi=$(awk 'END { print $4 }' "$outdir/raw/time-$tag-mpi")
         # join the two benches' CSV files on size (field 5; time 10, busbw 12)
@@ -211,9 +280,9 @@ for rate in $rates; do
             echo
             echo "## $n hosts, $rate (line rate ${line:-unshaped} GB/s)"
             echo
-            echo "load average (1 min) at start: pride $l_pride, MPI $l_mpi; cores busy during the run"
-            echo "(all ranks, user + sys / wall): pride $c_pride, MPI $c_mpi, of $(nproc); share of the machine"
-            echo "busy (anyone's work) meanwhile: $m_pride, $m_mpi"
+            echo "load average (1 min) at start: pride $l_pride, MPI $l_mpi; cores used by the run"
+            echo "(CPU seconds / wall seconds, $cpu_source): pride $c_pride, MPI $c_mpi, of $(nproc);"
+            echo "share of all cores busy (anyone's work) meanwhile: $m_pride, $m_mpi"
             echo
             echo "| size | pride busbw (GB/s) | pride / line | MPI busbw (GB/s) | MPI / line | pride / MPI |"
             echo "|---:|---:|---:|---:|---:|---:|"
