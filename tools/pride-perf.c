@@ -11,7 +11,7 @@
  * small acknowledgement, and rank 0 times each round from its first send to that
  * acknowledgement. A round is therefore timed end to end: a send that completes
  * locally (the bytes sit in a socket buffer) is not counted as delivered. BW average
- * is all timed rounds together, BW peak the best full round. With --bidir both ranks
+ * is all timed rounds together, BW peak the best round (so never below the average). With --bidir both ranks
  * stream at once and the bandwidths are the sum of both directions (perftest -b).
  *
  * Latency is a ping-pong: half of each round trip measured on rank 0, t_typical the
@@ -79,7 +79,25 @@ struct perf {
     int rank, peer;
     FILE *json;
     int json_rows;
+    /* What a failed row may leave posted (a late RDMA write still reads or writes it)
+       lives until pride_finalize has closed the transport: the small transfers here,
+       the row's buffers in keep. */
+    struct pride_xfer xs, xr, xa, xrep;
+    uint64_t ack, rep;
+    void *keep[4];
 };
+
+/* Free a row's buffers, or keep them for after pride_finalize if the row failed. */
+static void perf_release(struct perf *p, int st, void *a, void *b, void *c, void *d)
+{
+    void *v[4] = {a, b, c, d};
+    for (int i = 0; i < 4; i++) {
+        if (st)
+            p->keep[i] = v[i];
+        else
+            free(v[i]);
+    }
+}
 
 static const char perf_usage[] =
     "usage: pride-perf [options]   (two ranks, e.g. pride-run -n 2 pride-perf ...)\n"
@@ -103,7 +121,7 @@ static const char perf_usage[] =
     "  --help              this text\n"
     "bw: messages go in rounds of W sends; the receiver acknowledges each round and rank 0\n"
     "times it from its first send to the acknowledgement. BW average = bytes of all timed\n"
-    "rounds / their time, BW peak = the best full round, MsgRate = messages / time.\n"
+    "rounds / their time, BW peak = the best round, MsgRate = messages / time.\n"
     "MB = 1e6 bytes, Mpps = 1e6 messages per second (perftest's defaults).\n"
     "lat: ping-pong; every time is half a round trip measured on rank 0, in microseconds;\n"
     "t_typical is the median, percentiles are nearest-rank.\n"
@@ -329,15 +347,14 @@ static int perf_wait(struct coll *c, struct pride_xfer **xs, int n)
 /* Rank 1's count of wrong bytes goes to rank 0 at the end of every row. */
 static int perf_report(struct perf *p, struct coll *c, unsigned long long *wrong)
 {
-    uint64_t v = *wrong;
-    struct pride_xfer x;
-    struct pride_xfer *xs[1] = {&x};
-    int st = p->rank == 0 ? coll_irecv(c, &x, p->peer, PERF_TAG_REPORT, &v, sizeof v)
-                          : coll_isend(c, &x, p->peer, PERF_TAG_REPORT, &v, sizeof v);
+    p->rep = *wrong;
+    struct pride_xfer *xs[1] = {&p->xrep};
+    int st = p->rank == 0 ? coll_irecv(c, &p->xrep, p->peer, PERF_TAG_REPORT, &p->rep, 8)
+                          : coll_isend(c, &p->xrep, p->peer, PERF_TAG_REPORT, &p->rep, 8);
     if (!st)
         st = perf_wait(c, xs, 1);
     if (!st && p->rank == 0)
-        *wrong += v;
+        *wrong += p->rep;
     return st;
 }
 
@@ -368,16 +385,15 @@ static int perf_lat_row(struct perf *p, struct coll *c, struct perf_row *row)
     }
     memset(sbuf, 0x5a, size);
     memset(rbuf, 0, size);
-    struct pride_xfer xs_, xr_;
-    struct pride_xfer *both[2] = {&xs_, &xr_};
+    struct pride_xfer *both[2] = {&p->xs, &p->xr};
     if (p->rank == 0) {
         for (long i = 0; i < total && !st; i++) {
             if (p->o.check)
                 perf_fill(sbuf, size, perf_seed(size, (uint64_t)i, 0));
             int64_t t0 = pride_now_ns();
-            st = coll_irecv(c, &xr_, p->peer, (uint32_t)i, rbuf, size);
+            st = coll_irecv(c, &p->xr, p->peer, (uint32_t)i, rbuf, size);
             if (!st)
-                st = coll_isend(c, &xs_, p->peer, (uint32_t)i, sbuf, size);
+                st = coll_isend(c, &p->xs, p->peer, (uint32_t)i, sbuf, size);
             if (!st)
                 st = perf_wait(c, both, 2);
             int64_t t1 = pride_now_ns();
@@ -388,8 +404,8 @@ static int perf_lat_row(struct perf *p, struct coll *c, struct perf_row *row)
         }
     } else {
         /* Post the next receive before answering, so the ping never waits unexpected. */
-        struct pride_xfer *pend[2] = {&xr_, NULL};
-        st = coll_irecv(c, &xr_, p->peer, 0, rbuf, size);
+        struct pride_xfer *pend[2] = {&p->xr, NULL};
+        st = coll_irecv(c, &p->xr, p->peer, 0, rbuf, size);
         for (long i = 0; i < total && !st; i++) {
             st = perf_wait(c, pend, 2);
             if (st)
@@ -399,11 +415,11 @@ static int perf_lat_row(struct perf *p, struct coll *c, struct perf_row *row)
                 perf_fill(sbuf, size, perf_seed(size, (uint64_t)i, 1));
             }
             if (i + 1 < total)
-                st = coll_irecv(c, &xr_, p->peer, (uint32_t)(i + 1), rbuf, size);
+                st = coll_irecv(c, &p->xr, p->peer, (uint32_t)(i + 1), rbuf, size);
             if (!st)
-                st = coll_isend(c, &xs_, p->peer, (uint32_t)i, sbuf, size);
-            pend[0] = i + 1 < total ? &xr_ : NULL;
-            pend[1] = &xs_;
+                st = coll_isend(c, &p->xs, p->peer, (uint32_t)i, sbuf, size);
+            pend[0] = i + 1 < total ? &p->xr : NULL;
+            pend[1] = &p->xs;
         }
         if (!st && total > 0)
             st = perf_wait(c, &pend[1], 1);
@@ -427,9 +443,7 @@ static int perf_lat_row(struct perf *p, struct coll *c, struct perf_row *row)
         row->t_p999 = perf_percentile(t, n, 0.999);
     }
 out:
-    free(sbuf);
-    free(rbuf);
-    free(t);
+    perf_release(p, st, sbuf, rbuf, t, NULL);
     return st;
 }
 
@@ -463,8 +477,7 @@ static int perf_bw_round(struct perf *p, struct coll *c, struct perf_bw *b, long
                          long next_k, long r, int64_t *ns, unsigned long long *wrong)
 {
     size_t size = b->size;
-    uint64_t ack = (uint64_t)r;
-    struct pride_xfer xa;
+    p->ack = (uint64_t)r;
     int n = 0, st = PRIDE_OK;
     int unidir_recv = b->recvs && !b->sends;
     if (b->sends && p->o.check)
@@ -472,7 +485,7 @@ static int perf_bw_round(struct perf *p, struct coll *c, struct perf_bw *b, long
             perf_fill(b->spool + (size_t)((first + j) % b->window) * size, size,
                       perf_seed(size, (uint64_t)(first + j), p->rank));
     if (b->sends && !b->recvs) /* rank 0, one way: the acknowledgement ends the round */
-        st = coll_irecv(c, &xa, p->peer, PERF_TAG_ACK + (uint32_t)r, &ack, sizeof ack);
+        st = coll_irecv(c, &p->xa, p->peer, PERF_TAG_ACK + (uint32_t)r, &p->ack, 8);
     int64_t t0 = pride_now_ns();
     if (!st && b->recvs && b->sends) /* both ways: receives of this round now */
         st = perf_bw_post_recvs(p, c, b, first, k);
@@ -490,7 +503,7 @@ static int perf_bw_round(struct perf *p, struct coll *c, struct perf_bw *b, long
             b->xs[n++] = &b->xf[b->window + s];
     }
     if (b->sends && !b->recvs)
-        b->xs[n++] = &xa;
+        b->xs[n++] = &p->xa;
     st = perf_wait(c, b->xs, n);
     int64_t t1 = pride_now_ns();
     if (st)
@@ -503,9 +516,9 @@ static int perf_bw_round(struct perf *p, struct coll *c, struct perf_bw *b, long
         /* rank 1, one way: post the next round's receives, then acknowledge this one */
         if (next_k)
             st = perf_bw_post_recvs(p, c, b, first + k, next_k);
-        struct pride_xfer *xs[1] = {&xa};
+        struct pride_xfer *xs[1] = {&p->xa};
         if (!st)
-            st = coll_isend(c, &xa, p->peer, PERF_TAG_ACK + (uint32_t)r, &ack, sizeof ack);
+            st = coll_isend(c, &p->xa, p->peer, PERF_TAG_ACK + (uint32_t)r, &p->ack, 8);
         if (!st)
             st = perf_wait(c, xs, 1);
     }
@@ -538,7 +551,6 @@ static int perf_bw_row(struct perf *p, struct coll *c, struct perf_row *row)
     double best = 0;
     int64_t timed_ns = 0;
     long r = 0;
-    int full_seen = 0;
     long first_k = warm ? warm : total;
     if (b.recvs && !b.sends) /* rank 1, one way: the first round's receives */
         st = perf_bw_post_recvs(p, c, &b, 0, first_k < b.window ? first_k : b.window);
@@ -557,12 +569,7 @@ static int perf_bw_row(struct perf *p, struct coll *c, struct perf_row *row)
             st = perf_bw_round(p, c, &b, i, k, next_k, r, &ns, &row->wrong);
             if (!st && part == 1 && ns > 0) {
                 double bw = (double)dirs * (double)k * (double)b.size / ((double)ns / 1e9);
-                int full = k == b.window;
-                if (full && !full_seen)
-                    best = 0; /* a partial round counts only when there is no full one */
-                if (full || !full_seen)
-                    best = bw > best ? bw : best;
-                full_seen |= full;
+                best = bw > best ? bw : best;
             }
             i += k;
         }
@@ -581,10 +588,7 @@ static int perf_bw_row(struct perf *p, struct coll *c, struct perf_row *row)
         row->bw_peak = best / PERF_MB;
     }
 out:
-    free(b.spool);
-    free(b.rpool);
-    free(b.xf);
-    free(b.xs);
+    perf_release(p, st, b.spool, b.rpool, b.xf, b.xs);
     return st;
 }
 
@@ -745,5 +749,7 @@ done:
     if (p.json)
         fclose(p.json);
     pride_finalize(p.ctx);
+    for (int i = 0; i < 4; i++)
+        free(p.keep[i]);
     return rc;
 }
