@@ -97,7 +97,7 @@ pingpong() { # size iters
     done
     wait "$srv" || true
     srv=""
-    awk '$1 ~ /^[0-9]+$/ { u = $7; m = $6 } END { print u, m }' "$tmp/cli"
+    awk '$1 ~ /^[0-9]/ { u = $7; m = $6 } END { print u, m }' "$tmp/cli"
 }
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)

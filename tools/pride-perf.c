@@ -457,10 +457,7 @@ struct perf_bw {
     int sends, recvs;        /* does this rank send / receive data */
 };
 
-/* One round of k messages starting at message `first`, round number r. On rank 0,
-   *ns gets the round's time from the first send to the end (acknowledgement, or with
-   --bidir the last message from rank 1). Rank 1's receives for round r were posted
-   by the previous round (or perf_bw_post) unless bidir. */
+/* Post the receives of messages first .. first+k-1. */
 static int perf_bw_post_recvs(struct perf *p, struct coll *c, struct perf_bw *b, long first,
                               long k)
 {
@@ -473,6 +470,11 @@ static int perf_bw_post_recvs(struct perf *p, struct coll *c, struct perf_bw *b,
     return st;
 }
 
+/* One round of k messages starting at message `first`, round number r; next_k is the
+   size of the round after it (0: none). On rank 0, *ns gets the round's time from the
+   first send to its end: the acknowledgement, or with --bidir the last message from
+   rank 1. One way, rank 1's receives of a round were posted before the previous
+   acknowledgement (or before the first round), so no message arrives unexpected. */
 static int perf_bw_round(struct perf *p, struct coll *c, struct perf_bw *b, long first, long k,
                          long next_k, long r, int64_t *ns, unsigned long long *wrong)
 {
