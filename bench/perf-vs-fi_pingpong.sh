@@ -101,7 +101,7 @@ pingpong() { # size iters
 }
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
-memcpy=$("$build/pride-kbench" --size 8m --dtype uint8 --op sum --iters 16 |
+memcpy=$("$build/pride-kbench" --size 64m --dtype uint8 --op sum --iters 4 |
     sed -n 's/.*memcpy GB\/s.*: *\([0-9.]*\).*/\1/p')
 ofi=(--transport ofi --provider "tcp;ofi_rxm")
 
@@ -158,7 +158,7 @@ commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
     echo "- command: \`bench/perf-vs-fi_pingpong.sh -l \"$lat_sizes\" -b \"$bw_sizes\"${lat_iters:+ -n $lat_iters}${bw_iters:+ -N $bw_iters}\`"
     echo "- pride $commit; $(fi_info --version | head -1 | sed 's/fi_info: /libfabric /'), fi_pingpong -p \"tcp;ofi_rxm\" -e rdm"
     echo "- machine: $(nproc) cores, $(uname -sr), $(date -u +%Y-%m-%d); shared with other work, load average $load_start at start, $(cut -d' ' -f1-3 /proc/loadavg) at end"
-    echo "- physical limit on loopback: memcpy ${memcpy:-?} GB/s on 8 MiB buffers (pride-kbench)"
+    echo "- physical limit on loopback: memcpy ${memcpy:-?} GB/s on 64 MiB buffers (pride-kbench)"
     echo
     echo "Latency, half round trip (usec):"
     echo
