@@ -11,8 +11,8 @@
  * small acknowledgement, and rank 0 times each round from its first send to that
  * acknowledgement. A round is therefore timed end to end: a send that completes
  * locally (the bytes sit in a socket buffer) is not counted as delivered. BW average
- * is all timed rounds together, BW peak the best round (so never below the average). With --bidir both ranks
- * stream at once and the bandwidths are the sum of both directions (perftest -b).
+ * is all timed rounds together, BW peak the best round (so never below the average). With --bidir
+ * both ranks stream at once and the bandwidths are the sum of both directions (perftest -b).
  *
  * Latency is a ping-pong: half of each round trip measured on rank 0, t_typical the
  * median, percentiles by nearest rank.
@@ -38,27 +38,27 @@
 
 #define PERF_EXIT_FAIL 1
 #define PERF_EXIT_USAGE 2
-#define PERF_MB 1e6                      /* perftest's default MB */
-#define PERF_INFLIGHT_CAP (64ull << 20)  /* window x size stays below this */
-#define PERF_ROW_BYTES (1ull << 30)      /* default iterations move at most this */
+#define PERF_MB 1e6                     /* perftest's default MB */
+#define PERF_INFLIGHT_CAP (64ull << 20) /* window x size stays below this */
+#define PERF_ROW_BYTES (1ull << 30)     /* default iterations move at most this */
 #define PERF_DEF_ITERS 1000
 #define PERF_MIN_ITERS 10
-#define PERF_MAX_COUNT 100000000L        /* -n, -w: tags stay below PERF_TAG_ACK */
+#define PERF_MAX_COUNT 100000000L /* -n, -w: tags stay below PERF_TAG_ACK */
 #define PERF_MAX_SIZE (1ull << 30)
 #define PERF_MAX_WINDOW 65536
 #define PERF_SWEEP_MIN 2
 #define PERF_SWEEP_MAX (8u << 20)
-#define PERF_TAG_ACK (1u << 30)          /* + round: acknowledgements */
-#define PERF_TAG_REPORT 0xffffffffu      /* rank 1's count of wrong bytes */
+#define PERF_TAG_ACK (1u << 30)     /* + round: acknowledgements */
+#define PERF_TAG_REPORT 0xffffffffu /* rank 1's count of wrong bytes */
 
 enum perf_mode { PERF_BW, PERF_LAT };
 
 struct perf_opts {
     enum perf_mode mode;
-    size_t size;   /* 0: default for the mode */
-    int sweep;     /* -a */
-    long iters;    /* 0: by size */
-    long warmup;   /* -1: by size */
+    size_t size; /* 0: default for the mode */
+    int sweep;   /* -a */
+    long iters;  /* 0: by size */
+    long warmup; /* -1: by size */
     long window;
     int bidir;
     int check;
@@ -68,8 +68,8 @@ struct perf_opts {
 struct perf_row {
     size_t bytes;
     long iters, window;
-    double bw_peak, bw_avg, msg_rate;                               /* bw */
-    double t_min, t_max, t_typ, t_avg, t_stdev, t_p99, t_p999;      /* lat, usec */
+    double bw_peak, bw_avg, msg_rate;                          /* bw */
+    double t_min, t_max, t_typ, t_avg, t_stdev, t_p99, t_p999; /* lat, usec */
     unsigned long long wrong;
 };
 
@@ -152,10 +152,23 @@ static int perf_parse_size(const char *s, size_t *out)
         return -1;
     unsigned shift = 0;
     switch (*end) {
-    case 'k': case 'K': shift = 10; end++; break;
-    case 'm': case 'M': shift = 20; end++; break;
-    case 'g': case 'G': shift = 30; end++; break;
-    default: break;
+    case 'k':
+    case 'K':
+        shift = 10;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        shift = 20;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        shift = 30;
+        end++;
+        break;
+    default:
+        break;
     }
     if (*end == 'B' || *end == 'b')
         end++;
@@ -178,8 +191,15 @@ static int perf_parse_long(const char *s, long min, long max, long *out)
 
 static void perf_parse(int argc, char **argv, struct perf_opts *o)
 {
-    enum { OPT_WINDOW = 256, OPT_BIDIR, OPT_TRANSPORT, OPT_PROVIDER, OPT_CHECK, OPT_JSON,
-           OPT_HELP };
+    enum {
+        OPT_WINDOW = 256,
+        OPT_BIDIR,
+        OPT_TRANSPORT,
+        OPT_PROVIDER,
+        OPT_CHECK,
+        OPT_JSON,
+        OPT_HELP
+    };
     static const struct option longopts[] = {
         {"window", required_argument, NULL, OPT_WINDOW},
         {"bidir", no_argument, NULL, OPT_BIDIR},
@@ -208,7 +228,9 @@ static void perf_parse(int argc, char **argv, struct perf_opts *o)
             if (perf_parse_size(optarg, &o->size) || o->size < 1 || o->size > PERF_MAX_SIZE)
                 perf_die_usage("bad size '%s' for -s (1 .. 1G bytes)", optarg);
             break;
-        case 'a': o->sweep = 1; break;
+        case 'a':
+            o->sweep = 1;
+            break;
         case 'n':
             if (perf_parse_long(optarg, 1, PERF_MAX_COUNT, &o->iters))
                 perf_die_usage("bad iteration count '%s' for -n (1 .. %ld)", optarg,
@@ -216,16 +238,16 @@ static void perf_parse(int argc, char **argv, struct perf_opts *o)
             break;
         case 'w':
             if (perf_parse_long(optarg, 0, PERF_MAX_COUNT, &o->warmup))
-                perf_die_usage("bad warm-up count '%s' for -w (0 .. %ld)", optarg,
-                               PERF_MAX_COUNT);
+                perf_die_usage("bad warm-up count '%s' for -w (0 .. %ld)", optarg, PERF_MAX_COUNT);
             break;
         case OPT_WINDOW:
             if (perf_parse_long(optarg, 1, PERF_MAX_WINDOW, &o->window))
-                perf_die_usage("bad window '%s' for --window (1 .. %d)", optarg,
-                               PERF_MAX_WINDOW);
+                perf_die_usage("bad window '%s' for --window (1 .. %d)", optarg, PERF_MAX_WINDOW);
             window_given = 1;
             break;
-        case OPT_BIDIR: o->bidir = 1; break;
+        case OPT_BIDIR:
+            o->bidir = 1;
+            break;
         case OPT_TRANSPORT:
             if (strcmp(optarg, "tcp") && strcmp(optarg, "ofi") && strcmp(optarg, "verbs"))
                 perf_die_usage("unknown transport '%s' (tcp, ofi or verbs)", optarg);
@@ -236,10 +258,16 @@ static void perf_parse(int argc, char **argv, struct perf_opts *o)
                 perf_die_usage("--provider needs a provider name");
             o->provider = optarg;
             break;
-        case OPT_CHECK: o->check = 1; break;
-        case OPT_JSON: o->json_path = optarg; break;
+        case OPT_CHECK:
+            o->check = 1;
+            break;
+        case OPT_JSON:
+            o->json_path = optarg;
+            break;
         case 'h':
-        case OPT_HELP: fputs(perf_usage, stdout); exit(0);
+        case OPT_HELP:
+            fputs(perf_usage, stdout);
+            exit(0);
         case ':':
             if (optopt > 0 && optopt < 256)
                 perf_die_usage("option '-%c' needs a value", optopt);
@@ -315,7 +343,9 @@ static long perf_iters(const struct perf_opts *o, size_t size)
     if (o->iters)
         return o->iters;
     unsigned long long fit = PERF_ROW_BYTES / size;
-    return fit > PERF_DEF_ITERS ? PERF_DEF_ITERS : fit < PERF_MIN_ITERS ? PERF_MIN_ITERS : (long)fit;
+    return fit > PERF_DEF_ITERS   ? PERF_DEF_ITERS
+           : fit < PERF_MIN_ITERS ? PERF_MIN_ITERS
+                                  : (long)fit;
 }
 
 static long perf_window(const struct perf_opts *o, size_t size)
@@ -379,8 +409,7 @@ static int perf_lat_row(struct perf *p, struct coll *c, struct perf_row *row)
     double *t = p->rank == 0 ? malloc((size_t)row->iters * sizeof *t) : NULL;
     int st = PRIDE_OK;
     if (!sbuf || !rbuf || (p->rank == 0 && !t)) {
-        st = pride_error(p->ctx, PRIDE_ERR_NOMEM, "no memory for two %zu-byte buffers",
-                         size);
+        st = pride_error(p->ctx, PRIDE_ERR_NOMEM, "no memory for two %zu-byte buffers", size);
         goto out;
     }
     memset(sbuf, 0x5a, size);
@@ -452,14 +481,13 @@ struct perf_bw {
     size_t size;
     long window;
     uint8_t *spool, *rpool;
-    struct pride_xfer *xf;   /* 2 x window */
-    struct pride_xfer **xs;  /* 2 x window + 1 */
-    int sends, recvs;        /* does this rank send / receive data */
+    struct pride_xfer *xf;  /* 2 x window */
+    struct pride_xfer **xs; /* 2 x window + 1 */
+    int sends, recvs;       /* does this rank send / receive data */
 };
 
 /* Post the receives of messages first .. first+k-1. */
-static int perf_bw_post_recvs(struct perf *p, struct coll *c, struct perf_bw *b, long first,
-                              long k)
+static int perf_bw_post_recvs(struct perf *p, struct coll *c, struct perf_bw *b, long first, long k)
 {
     int st = PRIDE_OK;
     for (long j = 0; j < k && !st; j++) {
@@ -541,8 +569,8 @@ static int perf_bw_row(struct perf *p, struct coll *c, struct perf_row *row)
     b.xf = calloc(2 * (size_t)b.window, sizeof *b.xf);
     b.xs = calloc(2 * (size_t)b.window + 1, sizeof *b.xs);
     if ((b.sends && !b.spool) || (b.recvs && !b.rpool) || !b.xf || !b.xs) {
-        st = pride_error(p->ctx, PRIDE_ERR_NOMEM, "no memory for %ld x %zu bytes",
-                         b.window, b.size);
+        st =
+            pride_error(p->ctx, PRIDE_ERR_NOMEM, "no memory for %ld x %zu bytes", b.window, b.size);
         goto out;
     }
     if (b.spool)
@@ -628,34 +656,35 @@ static void perf_print_row(struct perf *p, const struct perf_row *w)
                w->bw_avg, w->msg_rate);
     else
         printf(" %-7zu %-10ld %-14.2f %-12.2f %-16.2f %-14.2f %-15.2f %-22.2f %.2f\n", w->bytes,
-               w->iters, w->t_min, w->t_max, w->t_typ, w->t_avg, w->t_stdev, w->t_p99,
-               w->t_p999);
+               w->iters, w->t_min, w->t_max, w->t_typ, w->t_avg, w->t_stdev, w->t_p99, w->t_p999);
     fflush(stdout);
     if (!p->json)
         return;
-    fprintf(p->json, "%s  {\"test\": \"%s\", \"transport\": \"%s\", \"bytes\": %zu, "
-            "\"iterations\": %ld, ", p->json_rows++ ? ",\n" : "",
-            p->o.mode == PERF_BW ? "bw" : "lat", p->ctx->tp_ops->name, w->bytes, w->iters);
+    fprintf(p->json,
+            "%s  {\"test\": \"%s\", \"transport\": \"%s\", \"bytes\": %zu, "
+            "\"iterations\": %ld, ",
+            p->json_rows++ ? ",\n" : "", p->o.mode == PERF_BW ? "bw" : "lat", p->ctx->tp_ops->name,
+            w->bytes, w->iters);
     if (p->o.mode == PERF_BW)
-        fprintf(p->json, "\"window\": %ld, \"bidir\": %s, \"bw_peak_MBps\": %.9g, "
-                "\"bw_average_MBps\": %.9g, \"msg_rate_Mpps\": %.9g, ", w->window,
-                p->o.bidir ? "true" : "false", w->bw_peak, w->bw_avg, w->msg_rate);
+        fprintf(p->json,
+                "\"window\": %ld, \"bidir\": %s, \"bw_peak_MBps\": %.9g, "
+                "\"bw_average_MBps\": %.9g, \"msg_rate_Mpps\": %.9g, ",
+                w->window, p->o.bidir ? "true" : "false", w->bw_peak, w->bw_avg, w->msg_rate);
     else
-        fprintf(p->json, "\"t_min_us\": %.9g, \"t_max_us\": %.9g, \"t_typical_us\": %.9g, "
+        fprintf(p->json,
+                "\"t_min_us\": %.9g, \"t_max_us\": %.9g, \"t_typical_us\": %.9g, "
                 "\"t_avg_us\": %.9g, \"t_stdev_us\": %.9g, \"t_p99_us\": %.9g, "
-                "\"t_p999_us\": %.9g, ", w->t_min, w->t_max, w->t_typ, w->t_avg, w->t_stdev,
-                w->t_p99, w->t_p999);
-    fprintf(p->json, "\"check\": %s, \"wrong\": %llu}", p->o.check ? "true" : "false",
-            w->wrong);
+                "\"t_p999_us\": %.9g, ",
+                w->t_min, w->t_max, w->t_typ, w->t_avg, w->t_stdev, w->t_p99, w->t_p999);
+    fprintf(p->json, "\"check\": %s, \"wrong\": %llu}", p->o.check ? "true" : "false", w->wrong);
 }
 
 /* Both ranks must run the same test; compare the options that shape the messages. */
 static int perf_agree(struct perf *p, int ok)
 {
-    uint64_t mine[9] = {(uint64_t)p->o.mode, (uint64_t)p->o.size, (uint64_t)p->o.sweep,
-                        (uint64_t)p->o.iters, (uint64_t)(p->o.warmup + 1),
-                        (uint64_t)p->o.window, (uint64_t)p->o.bidir, (uint64_t)p->o.check,
-                        (uint64_t)ok};
+    uint64_t mine[9] = {(uint64_t)p->o.mode,  (uint64_t)p->o.size,         (uint64_t)p->o.sweep,
+                        (uint64_t)p->o.iters, (uint64_t)(p->o.warmup + 1), (uint64_t)p->o.window,
+                        (uint64_t)p->o.bidir, (uint64_t)p->o.check,        (uint64_t)ok};
     uint64_t all[18];
     int st = pride_allgather(p->ctx, mine, all, 9, PRIDE_UINT64);
     if (st) {
@@ -694,8 +723,10 @@ int main(int argc, char **argv)
     int n = pride_nranks(p.ctx), rc = 0;
     if (n != 2) {
         if (p.rank == 0)
-            fprintf(stderr, "pride-perf: needs exactly 2 ranks (rank 0 and rank 1), this job "
-                            "has %d: run it as pride-run -n 2 pride-perf ...\n", n);
+            fprintf(stderr,
+                    "pride-perf: needs exactly 2 ranks (rank 0 and rank 1), this job "
+                    "has %d: run it as pride-run -n 2 pride-perf ...\n",
+                    n);
         pride_finalize(p.ctx);
         return PERF_EXIT_USAGE;
     }
@@ -713,10 +744,11 @@ int main(int argc, char **argv)
     if (p.json)
         fputs("[\n", p.json);
     unsigned long long wrong = 0;
-    size_t first = p.o.sweep ? PERF_SWEEP_MIN : p.o.size, last = p.o.sweep ? PERF_SWEEP_MAX
-                                                                           : p.o.size;
+    size_t first = p.o.sweep ? PERF_SWEEP_MIN : p.o.size,
+           last = p.o.sweep ? PERF_SWEEP_MAX : p.o.size;
     for (size_t size = first; size <= last; size *= 2) {
-        struct perf_row row = {.bytes = size, .iters = perf_iters(&p.o, size),
+        struct perf_row row = {.bytes = size,
+                               .iters = perf_iters(&p.o, size),
                                .window = p.o.mode == PERF_BW ? perf_window(&p.o, size) : 1};
         struct coll c;
         st = coll_begin(&c, p.ctx, PRIDE_COLL_P2P, 0, 0, size, -1);

@@ -56,8 +56,7 @@ static char *perf_slurp(const char *path)
 
 /* Run prog with args (NULL-terminated) and env entries NAME=VALUE (NULL-terminated or
    NULL), capturing stdout and stderr. */
-static struct perf_out perf_exec(const char *prog, const char *const *args,
-                                 const char *const *env)
+static struct perf_out perf_exec(const char *prog, const char *const *args, const char *const *env)
 {
     const char *argv[PERF_MAX_ARGS + 2] = {prog};
     int argc = 1;
@@ -247,8 +246,8 @@ static void perf_bw_case(const char *const *env, const char *const *extra, size_
     char n[32], s[32];
     snprintf(n, sizeof n, "%ld", iters);
     snprintf(s, sizeof s, "%zu", first);
-    const char *args[PERF_MAX_ARGS] = {"-t", "bw", "-n", n, "--check", "--json",
-                                       perf_tmpjson(json)};
+    const char *args[PERF_MAX_ARGS] = {
+        "-t", "bw", "-n", n, "--check", "--json", perf_tmpjson(json)};
     int k = 7;
     if (first == last) {
         args[k++] = "-s";
@@ -297,8 +296,8 @@ static void perf_lat_case(const char *const *env, const char *const *extra, size
     char n[32], s[32];
     snprintf(n, sizeof n, "%ld", iters);
     snprintf(s, sizeof s, "%zu", first);
-    const char *args[PERF_MAX_ARGS] = {"-t", "lat", "-n", n, "--check", "--json",
-                                       perf_tmpjson(json)};
+    const char *args[PERF_MAX_ARGS] = {
+        "-t", "lat", "-n", n, "--check", "--json", perf_tmpjson(json)};
     int k = 7;
     if (first == last) {
         args[k++] = "-s";
@@ -317,20 +316,19 @@ static void perf_lat_case(const char *const *env, const char *const *extra, size
     char *js = perf_slurp(json);
     unlink(json);
     for (int i = 0; i < t.rows; i++) {
-        static const char *const keys[] = {"t_min_us", "t_max_us", "t_typical_us", "t_avg_us",
+        static const char *const keys[] = {"t_min_us",   "t_max_us", "t_typical_us", "t_avg_us",
                                            "t_stdev_us", "t_p99_us", "t_p999_us"};
         double v[7];
         for (int c = 0; c < 7; c++) {
             v[c] = perf_json(js, i, keys[c]);
             assert_true(fabs(t.v[i][2 + c] - v[c]) <= 0.005 + 1e-9 * v[c]);
         }
-        double tmin = v[0], tmax = v[1], typ = v[2], avg = v[3], sd = v[4], p99 = v[5],
-               p999 = v[6];
-        if (!(tmin > 0 && tmin <= typ && typ <= tmax && tmin <= avg && avg <= tmax &&
-              sd >= 0 && sd <= tmax - tmin && typ <= p99 + 1e-9 && p99 <= p999 &&
-              p999 <= tmax))
+        double tmin = v[0], tmax = v[1], typ = v[2], avg = v[3], sd = v[4], p99 = v[5], p999 = v[6];
+        if (!(tmin > 0 && tmin <= typ && typ <= tmax && tmin <= avg && avg <= tmax && sd >= 0 &&
+              sd <= tmax - tmin && typ <= p99 + 1e-9 && p99 <= p999 && p999 <= tmax))
             fail_msg("row %d: inconsistent times min %g typ %g avg %g max %g sd %g p99 %g "
-                     "p99.9 %g", i, tmin, typ, avg, tmax, sd, p99, p999);
+                     "p99.9 %g",
+                     i, tmin, typ, avg, tmax, sd, p99, p999);
         assert_true(perf_json(js, i, "wrong") == 0);
     }
     assert_int_equal(perf_lines(r.err), 0);
@@ -354,14 +352,26 @@ static void test_bad_flags_exit_2(void **state)
 {
     (void)state;
     static const char *const cases[][5] = {
-        {"-t", "bandwidth", NULL},  {"-s", "0", NULL},         {"-s", "1X", NULL},
-        {"-s", "2G", NULL},         {"-s", "-4", NULL},        {"-s", "8", "-a", NULL},
-        {"-n", "0", NULL},          {"-n", "x", NULL},         {"-w", "-1", NULL},
-        {"--window", "0", NULL},    {"-t", "lat", "--window", "8", NULL},
-        {"-t", "lat", "--bidir", NULL},                         {"--transport", "udp", NULL},
-        {"--transport", "tcp", "--provider", "shm", NULL},      {"--provider", "", NULL},
-        {"--bogus", NULL},          {"-z", NULL},              {"-n", NULL},
-        {"--json", NULL},           {"stray", NULL},
+        {"-t", "bandwidth", NULL},
+        {"-s", "0", NULL},
+        {"-s", "1X", NULL},
+        {"-s", "2G", NULL},
+        {"-s", "-4", NULL},
+        {"-s", "8", "-a", NULL},
+        {"-n", "0", NULL},
+        {"-n", "x", NULL},
+        {"-w", "-1", NULL},
+        {"--window", "0", NULL},
+        {"-t", "lat", "--window", "8", NULL},
+        {"-t", "lat", "--bidir", NULL},
+        {"--transport", "udp", NULL},
+        {"--transport", "tcp", "--provider", "shm", NULL},
+        {"--provider", "", NULL},
+        {"--bogus", NULL},
+        {"-z", NULL},
+        {"-n", NULL},
+        {"--json", NULL},
+        {"stray", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct perf_out r = perf_exec(perf_bin, cases[i], NULL);
@@ -406,8 +416,8 @@ static void test_ranks_disagree_exit_2(void **state)
 static void test_tcp_bw(void **state)
 {
     (void)state;
-    perf_bw_case(NULL, NULL, 2, 8u << 20, 16, 0);         /* -a: one round per size */
-    perf_bw_case(NULL, NULL, 4096, 4096, 256, 0);         /* 4 full rounds of 64 */
+    perf_bw_case(NULL, NULL, 2, 8u << 20, 16, 0); /* -a: one round per size */
+    perf_bw_case(NULL, NULL, 4096, 4096, 256, 0); /* 4 full rounds of 64 */
     perf_bw_case(NULL, (const char *[]){"--window", "32", NULL}, 65536, 65536, 96, 1);
     perf_bw_case(NULL, (const char *[]){"--window", "4", "-w", "0", NULL}, 1000, 1000, 12, 0);
 }
@@ -430,8 +440,9 @@ static void test_check_counts_wrong_bytes(void **state)
     static const char *const tests[] = {"bw", "lat"};
     for (int i = 0; i < 2; i++) {
         char json[] = "/tmp/pride-perf-json-XXXXXX";
-        const char *args[] = {"-t", tests[i], "-s", "64K", "-n", "8", "-w", "2",
-                              "--check", "--json", perf_tmpjson(json), NULL};
+        const char *args[] = {
+            "-t",     tests[i],           "-s", "64K", "-n", "8", "-w", "2", "--check",
+            "--json", perf_tmpjson(json), NULL};
         struct perf_out r = perf_run(2, args, env);
         if (r.status != 1 || !strstr(r.err, "[0] pride-perf: 65536 bytes: 1 wrong bytes"))
             fail_msg("%s with a flipped bit: exit %d, stderr '%s'", tests[i], r.status, r.err);
@@ -494,10 +505,10 @@ static void test_verbs(void **state)
        other (peer_flush gave up before it). */
     perf_bw_case(env, verbs, 4096, 4096, 128, 0); /* eager path */
     perf_bw_case(env, verbs, 16384, 16384, 64, 1);
-    perf_bw_case(env, (const char *[]){"--transport", "verbs", "--window", "8", NULL}, 65536,
-                 65536, 32, 0);
-    perf_bw_case(env, (const char *[]){"--transport", "verbs", "--window", "4", NULL},
-                 1u << 20, 1u << 20, 8, 1);
+    perf_bw_case(env, (const char *[]){"--transport", "verbs", "--window", "8", NULL}, 65536, 65536,
+                 32, 0);
+    perf_bw_case(env, (const char *[]){"--transport", "verbs", "--window", "4", NULL}, 1u << 20,
+                 1u << 20, 8, 1);
     perf_lat_case(env, verbs, 8, 8, 100);
     perf_lat_case(env, verbs, 65536, 65536, 20);
     char cmd[128];
