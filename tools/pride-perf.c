@@ -11,8 +11,9 @@
  * small acknowledgement, and rank 0 times each round from its first send to that
  * acknowledgement. A round is therefore timed end to end: a send that completes
  * locally (the bytes sit in a socket buffer) is not counted as delivered. BW average
- * is all timed rounds together, BW peak the best round (so never below the average). With --bidir
- * both ranks stream at once and the bandwidths are the sum of both directions (perftest -b).
+ * is all timed rounds together, BW peak the best round (so never below the average).
+ * With --bidir both ranks stream at once; #iterations counts the messages of one
+ * direction and the rates are the sum of both directions (perftest -b).
  *
  * Latency is a ping-pong: half of each round trip measured on rank 0, t_typical the
  * median, percentiles by nearest rank.
@@ -112,7 +113,8 @@ static const char perf_usage[] =
     "                      whichever is more; lat ITERS/10, at least 1)\n"
     "  --window W          bw: sends outstanding per round (default 64; fewer for large\n"
     "                      sizes so W x size stays within 64 MiB)\n"
-    "  --bidir             bw: both ranks send at once; bandwidths are the sum of both ways\n"
+    "  --bidir             bw: both ranks send ITERS messages at once; BW and MsgRate are\n"
+    "                      the sum of both ways\n"
     "  --transport T       tcp, ofi or verbs (default $PRIDE_TRANSPORT, else tcp)\n"
     "  --provider P        ofi provider, e.g. \"tcp;ofi_rxm\" or shm (sets PRIDE_OFI_PROVIDER)\n"
     "  --check             fill every message with a pattern and verify it on receipt;\n"
