@@ -383,8 +383,10 @@ static void peer_flush(struct pride_tp *tp, struct verbs_peer *p)
         return;
     while (p->op_head) {
         int r = op_try(tp, p, p->op_head);
-        if (r <= 0)
+        if (r < 0)
             return;
+        if (r == 0) /* no room: the credits below may be what the peer needs to make some */
+            break;
         struct verbs_op *op = p->op_head;
         p->op_head = op->next;
         if (!p->op_head)

@@ -67,8 +67,8 @@ install)
         { cat "$dir/install.log" >&2; fail "cmake --install failed"; }
     lib=$(libdir)
     for f in include/pride/pride.h include/pride/optimizer.h bin/pride-run bin/pride-bench \
-        bin/pride-train share/man/man1/pride-run.1 share/man/man1/pride-bench.1 \
-        share/man/man1/pride-train.1; do
+        bin/pride-perf bin/pride-train share/man/man1/pride-run.1 share/man/man1/pride-bench.1 \
+        share/man/man1/pride-perf.1 share/man/man1/pride-train.1; do
         [ -e "$prefix/$f" ] || fail "$f is not installed"
     done
     for f in libpride.a libpride.so libpride.so.0 pkgconfig/pride.pc cmake/pride/prideConfig.cmake \

@@ -3,7 +3,8 @@
  * calls (PRIDE_VERBS_MODEL: no RDMA device exists here): every pair at sizes from 0 B
  * through the eager limit and the first rendezvous size to 16 MiB, tags matched out
  * of order (eager frames and rendezvous requests that come before their receive),
- * a burst of small messages that runs the credits dry, mismatched lengths, junk
+ * a burst of small messages that runs the credits dry, 64 rendezvous messages each
+ * way at once (both sides out of credits), mismatched lengths, junk
  * where a message header should be, a deadline, an abort, a peer killed, a queue pair forced into the error state in
  * the middle of a transfer, an rkey the responder refuses; and, on the real
  * libraries, the sentence a host without an RDMA device gets.
@@ -232,6 +233,52 @@ static void test_credit_storm(void **state)
 {
     (void)state;
     assert_int_equal(harness_run(2, credit_storm, NULL, &verbs_opts), 0);
+}
+
+/* Both ranks post 64 rendezvous sends and 64 receives to each other at once: the
+   RTS and CTS messages use up both sides' credits, and only a CREDIT message sent
+   past a queue that waits for credits lets either go on. */
+static int rendezvous_both_ways(pride_context_t *ctx, int rank, int n, void *arg)
+{
+    (void)n;
+    (void)arg;
+    enum { K = 64, LEN = 4 * VERBS_EAGER_MAX };
+    struct coll c;
+    HCHECK_OK(ctx, coll_begin(&c, ctx, PRIDE_COLL_P2P, 0, 0, LEN, -1));
+    uint8_t *sb = malloc((size_t)K * LEN), *rb = malloc((size_t)K * LEN);
+    uint8_t *want = malloc(LEN);
+    struct pride_xfer *x = calloc(2 * K, sizeof *x);
+    struct pride_xfer **xs = calloc(2 * K, sizeof *xs);
+    HCHECK(sb && rb && want && x && xs);
+    int peer = 1 - rank;
+    for (int t = 0; t < K; t++) {
+        HCHECK_OK(ctx, coll_irecv(&c, &x[t], peer, (uint32_t)t, rb + (size_t)t * LEN, LEN));
+        xs[t] = &x[t];
+    }
+    for (int t = 0; t < K; t++) {
+        fill(sb + (size_t)t * LEN, LEN, rank, peer, (size_t)t);
+        HCHECK_OK(ctx, coll_isend(&c, &x[K + t], peer, (uint32_t)t, sb + (size_t)t * LEN, LEN));
+        xs[K + t] = &x[K + t];
+    }
+    HCHECK_OK(ctx, coll_end(&c, coll_wait(&c, xs, 2 * K)));
+    for (int t = 0; t < K; t++) {
+        fill(want, LEN, peer, rank, (size_t)t);
+        HCHECK(memcmp(want, rb + (size_t)t * LEN, LEN) == 0);
+    }
+    free(sb);
+    free(rb);
+    free(want);
+    free(x);
+    free(xs);
+    return 0;
+}
+
+static void test_rendezvous_both_ways(void **state)
+{
+    (void)state;
+    struct harness_opts o = verbs_opts;
+    o.timeout_ms = 10000;
+    assert_int_equal(harness_run(2, rendezvous_both_ways, NULL, &o), 0);
 }
 
 /* The receiver expects another length or another collective: MISMATCH with a
@@ -619,6 +666,7 @@ int main(void)
         cmocka_unit_test(test_all_pairs),
         cmocka_unit_test(test_out_of_order_tags),
         cmocka_unit_test(test_credit_storm),
+        cmocka_unit_test(test_rendezvous_both_ways),
         cmocka_unit_test(test_mismatch),
         cmocka_unit_test(test_garbage_message),
         cmocka_unit_test(test_abort_and_timeout),
