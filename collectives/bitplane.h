@@ -28,6 +28,13 @@ void bitplane_add_vote(uint64_t *out, const uint64_t *in, int nplanes_in, int np
 void bitplane_majority(uint64_t *out, const uint64_t *planes, int nplanes, size_t nwords,
                        int nranks, pride_tie_t tie, size_t first_bit);
 
+/* out = the majority (as bitplane_majority) of the counts in + vote (as
+   bitplane_add_vote), in one pass that never writes the count planes: the ring's last
+   reduce-scatter step. out may be vote (word w is read before it is written), not in. */
+void bitplane_add_majority(uint64_t *out, const uint64_t *in, int nplanes_in, int nplanes_out,
+                           const uint64_t *vote, size_t nwords, int nranks, pride_tie_t tie,
+                           size_t first_bit);
+
 /* counts[i] = count of element i, for i < nelems (≤ 64*nwords). */
 void bitplane_to_counts(uint8_t *counts, const uint64_t *planes, int nplanes, size_t nwords,
                         size_t nelems);
