@@ -570,35 +570,52 @@ AVX512_INLINE void addmaj512_top(__m512i *gt, __m512i *eq, __m512i carry, int tb
     }
 }
 
-AVX512 static void add_majority_avx512(uint64_t *out, const uint64_t *in, int nin, int nout,
-                                       const uint64_t *vote, size_t nwords, uint64_t thresh,
-                                       uint64_t tiemask)
+/* Specialized per plane count as the adder is: the V vectors of every plane loaded
+   first, then the sums and compares in registers. */
+AVX512_INLINE size_t addmaj512_blocks(uint64_t *out, const uint64_t *in, const int nin,
+                                      const int grow, const uint64_t *vote, size_t nwords,
+                                      uint64_t thresh, __m512i tm)
 {
     enum { V = 4 };
-    const __m512i tm = _mm512_set1_epi64((long long)tiemask);
     size_t w = 0;
     for (; w + 8 * V <= nwords; w += 8 * V) {
-        __m512i c[V], gt[V], eq[V];
-        #pragma GCC unroll 4
+        __m512i c[V], gt[V], eq[V], x[BP_MAXP][V];
+#pragma GCC unroll 4
         for (int v = 0; v < V; v++) {
             c[v] = _mm512_loadu_si512(vote + w + 8 * v);
             gt[v] = _mm512_setzero_si512();
             eq[v] = _mm512_set1_epi64(-1);
         }
-        for (int j = 0; j < nin; j++) {
-            const uint64_t *p = in + (size_t)j * nwords + w;
-            int tbit = (int)((thresh >> j) & 1);
-            #pragma GCC unroll 4
+#pragma GCC unroll 9
+        for (int j = 0; j < nin; j++)
+#pragma GCC unroll 4
             for (int v = 0; v < V; v++)
-                addmaj512_plane(&gt[v], &eq[v], &c[v], _mm512_loadu_si512(p + 8 * v), tbit);
-        }
-        #pragma GCC unroll 4
+                x[j][v] = _mm512_loadu_si512(in + (size_t)j * nwords + w + 8 * v);
+#pragma GCC unroll 9
+        for (int j = 0; j < nin; j++)
+#pragma GCC unroll 4
+            for (int v = 0; v < V; v++)
+                addmaj512_plane(&gt[v], &eq[v], &c[v], x[j][v], (int)((thresh >> j) & 1));
+#pragma GCC unroll 4
         for (int v = 0; v < V; v++) {
-            if (nout > nin)
+            if (grow)
                 addmaj512_top(&gt[v], &eq[v], c[v], (int)((thresh >> nin) & 1));
             _mm512_storeu_si512(out + w + 8 * v, _mm512_ternarylogic_epi64(gt[v], eq[v], tm, 0xF8));
         }
     }
+    return w;
+}
+
+AVX512 static void add_majority_avx512(uint64_t *out, const uint64_t *in, int nin, int nout,
+                                       const uint64_t *vote, size_t nwords, uint64_t thresh,
+                                       uint64_t tiemask)
+{
+    const __m512i tm = _mm512_set1_epi64((long long)tiemask);
+    size_t w = 0;
+    int grow = nout > nin;
+#define ADDMAJ512(N) w = addmaj512_blocks(out, in, N, grow, vote, nwords, thresh, tm)
+    BP_SWITCH(nin, ADDMAJ512, (void)0)
+#undef ADDMAJ512
     for (; w < nwords; w += 8) {
         __mmask8 k = nwords - w >= 8 ? 0xFF : (__mmask8)((1u << (nwords - w)) - 1);
         __m512i c = _mm512_maskz_loadu_epi64(k, vote + w), gt = _mm512_setzero_si512();
