@@ -135,18 +135,14 @@ static void majority_portable(uint64_t *out, const uint64_t *planes, int nplanes
 }
 
 /* One plane of the fused add + compare, LSB-first: s = x ^ carry is bit j of the
-   count; where s differs from thresh's bit j it decides gt, where it agrees the lower
-   planes' answer stands. */
-#define ADDMAJ_STEP(gt, eq, carry, x, tbit)                                                \
+   count; where s differs from thresh's bit j (t: all ones or all zeros) it decides gt,
+   where it agrees the lower planes' answer stands. Branch-free, so the compiler may
+   vectorize it. */
+#define ADDMAJ_STEP(gt, eq, carry, x, t)                                                   \
     do {                                                                                   \
         uint64_t s_ = (x) ^ (carry);                                                       \
-        if (tbit) {                                                                        \
-            (gt) &= s_;                                                                    \
-            (eq) &= s_;                                                                    \
-        } else {                                                                           \
-            (gt) |= s_;                                                                    \
-            (eq) &= ~s_;                                                                   \
-        }                                                                                  \
+        (gt) = ((t) & (gt) & s_) | (~(t) & ((gt) | s_));                                   \
+        (eq) &= ~(s_ ^ (t));                                                               \
         (carry) &= (x);                                                                    \
     } while (0)
 
@@ -160,13 +156,14 @@ static void add_majority_words(uint64_t *out, const uint64_t *in, int nin, int n
     for (size_t w = w0; w < w1; w++) {
         uint64_t carry = vote[w], gt = 0, eq = ~UINT64_C(0);
         for (int j = 0; j < nin; j++)
-            ADDMAJ_STEP(gt, eq, carry, in[(size_t)j * nwords + w], (thresh >> j) & 1);
+            ADDMAJ_STEP(gt, eq, carry, in[(size_t)j * nwords + w], -((thresh >> j) & 1));
         if (nout > nin)
-            ADDMAJ_STEP(gt, eq, carry, UINT64_C(0), (thresh >> nin) & 1);
+            ADDMAJ_STEP(gt, eq, carry, UINT64_C(0), -((thresh >> nin) & 1));
         out[w] = gt | (eq & tiemask);
     }
 }
 
+/* Four words at a time, as add_portable. */
 static void add_majority_portable(uint64_t *out, const uint64_t *in, int nin, int nout,
                                   const uint64_t *vote, size_t nwords, uint64_t thresh,
                                   uint64_t tiemask)
@@ -178,18 +175,18 @@ static void add_majority_portable(uint64_t *out, const uint64_t *in, int nin, in
         uint64_t e0 = ~UINT64_C(0), e1 = e0, e2 = e0, e3 = e0;
         for (int j = 0; j < nin; j++) {
             const uint64_t *p = in + (size_t)j * nwords + w;
-            int tbit = (int)((thresh >> j) & 1);
-            ADDMAJ_STEP(g0, e0, c0, p[0], tbit);
-            ADDMAJ_STEP(g1, e1, c1, p[1], tbit);
-            ADDMAJ_STEP(g2, e2, c2, p[2], tbit);
-            ADDMAJ_STEP(g3, e3, c3, p[3], tbit);
+            uint64_t t = -((thresh >> j) & 1);
+            ADDMAJ_STEP(g0, e0, c0, p[0], t);
+            ADDMAJ_STEP(g1, e1, c1, p[1], t);
+            ADDMAJ_STEP(g2, e2, c2, p[2], t);
+            ADDMAJ_STEP(g3, e3, c3, p[3], t);
         }
         if (nout > nin) {
-            int tbit = (int)((thresh >> nin) & 1);
-            ADDMAJ_STEP(g0, e0, c0, UINT64_C(0), tbit);
-            ADDMAJ_STEP(g1, e1, c1, UINT64_C(0), tbit);
-            ADDMAJ_STEP(g2, e2, c2, UINT64_C(0), tbit);
-            ADDMAJ_STEP(g3, e3, c3, UINT64_C(0), tbit);
+            uint64_t t = -((thresh >> nin) & 1);
+            ADDMAJ_STEP(g0, e0, c0, UINT64_C(0), t);
+            ADDMAJ_STEP(g1, e1, c1, UINT64_C(0), t);
+            ADDMAJ_STEP(g2, e2, c2, UINT64_C(0), t);
+            ADDMAJ_STEP(g3, e3, c3, UINT64_C(0), t);
         }
         out[w] = g0 | (e0 & tiemask);
         out[w + 1] = g1 | (e1 & tiemask);
