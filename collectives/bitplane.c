@@ -414,10 +414,10 @@ static const struct bitplane_impl impl_avx2 = {
 AVX512_INLINE size_t add512_blocks(uint64_t *out, const uint64_t *in, const int nin,
                                    const int grow, const uint64_t *vote, size_t nwords)
 {
-    enum { V = 4 };
+    const int V = nin * 4 + 4 <= 32 ? 4 : 2; /* planes and carries fit the 32 registers */
     size_t w = 0;
     for (; w + 8 * V <= nwords; w += 8 * V) {
-        __m512i c[V], x[BP_MAXP][V];
+        __m512i c[4], x[BP_MAXP][4];
 #pragma GCC unroll 4
         for (int v = 0; v < V; v++)
             c[v] = _mm512_loadu_si512(vote + w + 8 * v);
@@ -457,10 +457,10 @@ AVX512_INLINE void maj512_step(__m512i *gt, __m512i *eq, __m512i c, int tbit)
 AVX512_INLINE size_t maj512_blocks(uint64_t *out, const uint64_t *planes, const int np,
                                    size_t nwords, uint64_t thresh, __m512i tm)
 {
-    enum { V = 4 };
+    const int V = np * 4 + 8 <= 31 ? 4 : 2; /* planes, gt and eq fit the 32 registers */
     size_t w = 0;
     for (; w + 8 * V <= nwords; w += 8 * V) {
-        __m512i x[BP_MAXP][V], gt[V], eq[V];
+        __m512i x[BP_MAXP][4], gt[4], eq[4];
 #pragma GCC unroll 9
         for (int j = 0; j < np; j++)
 #pragma GCC unroll 4
@@ -573,10 +573,10 @@ AVX512_INLINE size_t addmaj512_blocks(uint64_t *out, const uint64_t *in, const i
                                       const int grow, const uint64_t *vote, size_t nwords,
                                       uint64_t thresh, __m512i tm)
 {
-    enum { V = 4 };
+    const int V = nin * 4 + 12 <= 31 ? 4 : 2; /* planes, carry, gt and eq in registers */
     size_t w = 0;
     for (; w + 8 * V <= nwords; w += 8 * V) {
-        __m512i c[V], gt[V], eq[V], x[BP_MAXP][V];
+        __m512i c[4], gt[4], eq[4], x[BP_MAXP][4];
 #pragma GCC unroll 4
         for (int v = 0; v < V; v++) {
             c[v] = _mm512_loadu_si512(vote + w + 8 * v);
