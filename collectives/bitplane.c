@@ -1,15 +1,17 @@
 /*
- * Bit-sliced vote counters (see bitplane.h): the plane adder, the majority compare
- * and the planes-to-bytes expansion, each as a portable word loop and as AVX2 and
- * AVX-512 loops, picked once per process from what the CPU supports.
+ * Bit-sliced vote counters (see bitplane.h): the plane adder, the majority compare,
+ * the two fused for the ring's last step, and the planes-to-bytes expansion, each as
+ * a portable word loop and as AVX2 and AVX-512 loops, picked once per process from
+ * what the CPU supports.
  *
  * The one idea: a count is never stored per element. Plane j holds bit j of 64
  * elements' counts in one word, so one full adder (t = c & carry; c ^= carry;
  * carry = t) on a word adds a vote to 64 counts at once, and "count > T" for a
  * constant T is an MSB-first walk over the planes keeping two masks: elements
- * already known greater (gt) and those still equal to T's prefix (eq). The SIMD
- * paths do the very same boolean algebra on wider registers, so every path gives
- * bitwise identical results.
+ * already known greater (gt) and those still equal to T's prefix (eq). The fused
+ * add + compare walks LSB-first instead, as the ripple produces the sum's planes, so
+ * the count never leaves registers. The SIMD paths do the very same boolean algebra
+ * on wider registers, so every path gives bitwise identical results.
  *
  * PRIDE_KERNELS=portable|avx2|avx512 caps the path (the best one the CPU supports
  * at or below the request); unset or any other value means the best available.
@@ -406,10 +408,11 @@ static const struct bitplane_impl impl_avx2 = {
 
 /* The specialized loops: the plane count is a compile-time constant (each is
    instantiated once per count through a switch), so the planes of a block of V
-   vectors sit in registers, all loaded before any is stored. Planes are nwords
-   apart, often a multiple of 4 KiB, so a load issued after the store to the plane
-   below would wait on a false store-to-load dependence; loading first avoids it.
-   Each returns how many words it did; the caller finishes the rest masked. */
+   vectors sit in registers, all loaded before any is stored. That puts every plane's
+   lines in flight at once and keeps the loads clear of the stores to the plane below
+   (planes are nwords apart, often a multiple of 4 KiB); measured 1.5-1.8x faster than
+   the plane-by-plane loop for the adder at 3 or more planes. Each returns how many
+   words it did; the caller finishes the rest masked. */
 
 AVX512_INLINE size_t add512_blocks(uint64_t *out, const uint64_t *in, const int nin,
                                    const int grow, const uint64_t *vote, size_t nwords)
@@ -483,9 +486,9 @@ AVX512_INLINE size_t maj512_blocks(uint64_t *out, const uint64_t *planes, const 
     return w;
 }
 
-/* Instantiates body(N) for each plane count 1..BP_MAXP; other counts take the
-   generic loop. */
-#define BP_SWITCH(n, body, generic)                                                        \
+/* Instantiates body(N) for each plane count 1..BP_MAXP; other counts (0, or more
+   than any vote has) leave all the words to the caller's loop. */
+#define BP_SWITCH(n, body)                                                                 \
     switch (n) {                                                                           \
     case 1: body(1); break;                                                                \
     case 2: body(2); break;                                                                \
@@ -496,7 +499,7 @@ AVX512_INLINE size_t maj512_blocks(uint64_t *out, const uint64_t *planes, const 
     case 7: body(7); break;                                                                \
     case 8: body(8); break;                                                                \
     case 9: body(9); break;                                                                \
-    default: generic; break;                                                               \
+    default: break;                                                                        \
     }
 
 AVX512 static void add_avx512(uint64_t *out, const uint64_t *in, int nin, int nout,
@@ -505,7 +508,7 @@ AVX512 static void add_avx512(uint64_t *out, const uint64_t *in, int nin, int no
     size_t w = 0;
     int grow = nout > nin;
 #define ADD512(N) w = add512_blocks(out, in, N, grow, vote, nwords)
-    BP_SWITCH(nin, ADD512, (void)0)
+    BP_SWITCH(nin, ADD512)
 #undef ADD512
     /* the rest one vector at a time, the last one masked */
     for (; w < nwords; w += 8) {
@@ -527,7 +530,7 @@ AVX512 static void majority_avx512(uint64_t *out, const uint64_t *planes, int np
     const __m512i tm = _mm512_set1_epi64((long long)tiemask);
     size_t w = 0;
 #define MAJ512(N) w = maj512_blocks(out, planes, N, nwords, thresh, tm)
-    BP_SWITCH(nplanes, MAJ512, (void)0)
+    BP_SWITCH(nplanes, MAJ512)
 #undef MAJ512
     for (; w < nwords; w += 8) {
         __mmask8 k = nwords - w >= 8 ? 0xFF : (__mmask8)((1u << (nwords - w)) - 1);
@@ -611,7 +614,7 @@ AVX512 static void add_majority_avx512(uint64_t *out, const uint64_t *in, int ni
     size_t w = 0;
     int grow = nout > nin;
 #define ADDMAJ512(N) w = addmaj512_blocks(out, in, N, grow, vote, nwords, thresh, tm)
-    BP_SWITCH(nin, ADDMAJ512, (void)0)
+    BP_SWITCH(nin, ADDMAJ512)
 #undef ADDMAJ512
     for (; w < nwords; w += 8) {
         __mmask8 k = nwords - w >= 8 ? 0xFF : (__mmask8)((1u << (nwords - w)) - 1);

@@ -2,8 +2,9 @@
  * Bit-sliced vote counters. A counter for 64·nwords elements is held as planes:
  * plane j (nwords words) holds bit j of every element's count, element i at bit
  * i%64 of word i/64. Adding a vote plane is a ripple of full adders on whole words;
- * the majority is a word-wide compare of the planes against a constant. Portable
- * loops plus AVX2 / AVX-512 paths chosen at run time.
+ * the majority is a word-wide compare of the planes against a constant; the ring's
+ * last step does both in one pass. Portable loops plus AVX2 / AVX-512 paths chosen
+ * at run time.
  */
 #ifndef PRIDE_BITPLANE_H
 #define PRIDE_BITPLANE_H
