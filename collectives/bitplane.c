@@ -330,7 +330,7 @@ AVX2 static void add_majority_avx2(uint64_t *out, const uint64_t *in, int nin, i
     size_t w = 0;
     for (; w + 4 * V <= nwords; w += 4 * V) {
         __m256i c[V], gt[V], eq[V];
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int v = 0; v < V; v++) {
             c[v] = _mm256_loadu_si256((const __m256i *)(vote + w + 4 * v));
             gt[v] = _mm256_setzero_si256();
@@ -339,11 +339,11 @@ AVX2 static void add_majority_avx2(uint64_t *out, const uint64_t *in, int nin, i
         /* plane nin, when the count grows, is the carry: x = 0 */
         for (int j = 0; j < nin + (nout > nin); j++) {
             int tbit = (int)((thresh >> j) & 1);
-            #pragma GCC unroll 4
+#pragma GCC unroll 4
             for (int v = 0; v < V; v++) {
                 __m256i x = j == nin ? _mm256_setzero_si256()
-                                     : _mm256_loadu_si256((const __m256i *)(in + (size_t)j *
-                                                                             nwords + w + 4 * v));
+                                     : _mm256_loadu_si256(
+                                           (const __m256i *)(in + (size_t)j * nwords + w + 4 * v));
                 __m256i sum = _mm256_xor_si256(x, c[v]);
                 if (tbit) {
                     gt[v] = _mm256_and_si256(gt[v], sum);
@@ -355,7 +355,7 @@ AVX2 static void add_majority_avx2(uint64_t *out, const uint64_t *in, int nin, i
                 c[v] = _mm256_and_si256(c[v], x);
             }
         }
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int v = 0; v < V; v++)
             _mm256_storeu_si256((__m256i *)(out + w + 4 * v),
                                 _mm256_or_si256(gt[v], _mm256_and_si256(eq[v], tm)));

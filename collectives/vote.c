@@ -8,9 +8,10 @@
  * ripple of full adders on whole words (bitplane_add_vote). After P-1 steps rank r
  * holds block r+1 counted over all P ranks. pride_vote turns that block into the
  * majority bit as it adds the last vote (bitplane_add_majority: the final counts
- * stay in registers, never written) and allgathers the 1-bit blocks on the same ring; pride_vote_count
- * allgathers the bitplane_planes(P)-plane counts and expands them to bytes. Bytes
- * sent per rank for n elements: n/(8P) * (sum_{k=1}^{P-1} planes(k) + P-1), about
+ * stay in registers, never written) and allgathers the 1-bit blocks on the same
+ * ring; pride_vote_count allgathers the bitplane_planes(P)-plane counts and expands
+ * them to bytes. Bytes sent per rank for n elements:
+ * n/(8P) * (sum_{k=1}^{P-1} planes(k) + P-1), about
  * 2 bits per element at P = 4 and 3 at P = 8, against 32 for a float32 allreduce.
  * The baseline allgathers every rank's whole vector instead (P-1 bits per element)
  * and counts locally.

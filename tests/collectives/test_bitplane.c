@@ -156,8 +156,8 @@ static void check_add_majority(struct digest *d, uint64_t *rng)
 {
     for (size_t si = 0; si < NSIZES; si++) {
         size_t nw = sizes[si], ne = 64 * nw;
-        static const int ks[] = {0,  1,  2,  3,  4,  5,  6,  7,   8,   9,   10,  11,  12,
-                                 13, 14, 15, 16, 17, 31, 32, 63, 64, 100, 127, 128, 254, 255};
+        static const int ks[] = {0,  1,  2,  3,  4,  5,  6,  7,  8,   9,   10,  11,  12, 13,
+                                 14, 15, 16, 17, 31, 32, 63, 64, 100, 127, 128, 254, 255};
         for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
             int k = ks[ki];
             int nin = bitplane_planes(k), nout = bitplane_planes(k + 1), n = k + 1;
