@@ -7,9 +7,11 @@
  * planes and receives block r-s-1 with as many, then adds its own vote to it with a
  * ripple of full adders on whole words (bitplane_add_vote). After P-1 steps rank r
  * holds block r+1 counted over all P ranks. pride_vote turns that block into the
- * majority bit and allgathers the 1-bit blocks on the same ring; pride_vote_count
- * allgathers the bitplane_planes(P)-plane counts and expands them to bytes. Bytes
- * sent per rank for n elements: n/(8P) * (sum_{k=1}^{P-1} planes(k) + P-1), about
+ * majority bit as it adds the last vote (bitplane_add_majority: the final counts
+ * stay in registers, never written) and allgathers the 1-bit blocks on the same
+ * ring; pride_vote_count allgathers the bitplane_planes(P)-plane counts and expands
+ * them to bytes. Bytes sent per rank for n elements:
+ * n/(8P) * (sum_{k=1}^{P-1} planes(k) + P-1), about
  * 2 bits per element at P = 4 and 3 at P = 8, against 32 for a float32 allreduce.
  * The baseline allgathers every rank's whole vector instead (P-1 bits per element)
  * and counts locally.
@@ -212,10 +214,14 @@ static int vote_process(struct vote *v, size_t i)
     if (it.s < v->rs_steps) {
         int nin = bitplane_planes(it.s + 1), nout = bitplane_planes(it.s + 2);
         uint64_t *acc = vote_in_slot(v, it.s) ? vote_slot(v, v->slot_of[i]) : vote_out(v, it.w0);
-        bitplane_add_vote(acc, acc, nin, nout, vote_own(v, &it), it.len);
         if (it.s == v->rs_steps - 1 && !v->counting) {
-            bitplane_majority(vote_out(v, it.w0), acc, nout, it.len, v->P, v->tie, 64 * it.w0);
+            /* the last step: the majority straight from the received counts and this
+               rank's vote, the final counts never written */
+            bitplane_add_majority(vote_out(v, it.w0), acc, nin, nout, vote_own(v, &it), it.len,
+                                  v->P, v->tie, 64 * it.w0);
             v->free_slot[v->nfree++] = v->slot_of[i];
+        } else {
+            bitplane_add_vote(acc, acc, nin, nout, vote_own(v, &it), it.len);
         }
     }
     if (it.s + 1 < v->steps) {
@@ -270,10 +276,12 @@ static void vote_tally(const struct vote *v, uint64_t *recvbits, uint64_t *acc)
 {
     for (size_t w0 = 0; w0 < v->nwords; w0 += VOTE_CHUNK_WORDS) {
         size_t len = v->nwords - w0 < VOTE_CHUNK_WORDS ? v->nwords - w0 : VOTE_CHUNK_WORDS;
-        for (int q = 0; q < v->P; q++)
+        for (int q = 0; q < v->P - 1; q++)
             bitplane_add_vote(acc, acc, bitplane_planes(q), bitplane_planes(q + 1),
                               v->bits + (size_t)q * v->nwords + w0, len);
-        bitplane_majority(recvbits + w0, acc, v->np, len, v->P, v->tie, 64 * w0);
+        bitplane_add_majority(recvbits + w0, acc, bitplane_planes(v->P - 1), v->np,
+                              v->bits + (size_t)(v->P - 1) * v->nwords + w0, len, v->P, v->tie,
+                              64 * w0);
     }
 }
 

@@ -149,6 +149,56 @@ static void check_majority(struct digest *d, uint64_t *rng)
     }
 }
 
+/* The fused last step against the reference count-then-compare, for every ring step
+   (counts of k contributions plus one vote, k + 1 = 1..257), every tie rule, every size;
+   and with out == vote, as when the vote's output buffer is its input. */
+static void check_add_majority(struct digest *d, uint64_t *rng)
+{
+    for (size_t si = 0; si < NSIZES; si++) {
+        size_t nw = sizes[si], ne = 64 * nw;
+        static const int ks[] = {0,  1,  2,  3,  4,  5,  6,  7,  8,   9,   10,  11,  12, 13,
+                                 14, 15, 16, 17, 31, 32, 63, 64, 100, 127, 128, 254, 255};
+        for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+            int k = ks[ki];
+            int nin = bitplane_planes(k), nout = bitplane_planes(k + 1), n = k + 1;
+            unsigned *cnt = calloc(ne + 1, sizeof *cnt);
+            uint64_t *in = calloc((size_t)nin * nw + 1, 8), *vote = calloc(nw + 1, 8);
+            uint64_t *out = calloc(nw + 1, 8), *same = calloc(nw + 1, 8);
+            HCHECK(cnt && in && vote && out && same);
+            for (size_t i = 0; i < ne; i++) {
+                uint64_t r = harness_rand(rng);
+                /* ties (n/2 after the vote), the extremes, and anything between */
+                uint64_t c = r % 4 == 0   ? (uint64_t)(n / 2) - (r >> 8) % 2
+                             : r % 4 == 1 ? (r >> 8) % 2 * (uint64_t)k
+                                          : (r >> 8) % (uint64_t)(k + 1);
+                cnt[i] = (unsigned)(c > (uint64_t)k ? (uint64_t)k : c);
+            }
+            encode(in, nin, nw, cnt);
+            for (size_t w = 0; w < nw; w++)
+                vote[w] = harness_rand(rng);
+            for (int tie = PRIDE_TIE_NEGATIVE; tie <= PRIDE_TIE_ALTERNATE; tie++) {
+                out[nw] = UINT64_C(0xFEEDFACE);
+                bitplane_add_majority(out, in, nin, nout, vote, nw, n, (pride_tie_t)tie, 0);
+                HCHECK(out[nw] == UINT64_C(0xFEEDFACE));
+                for (size_t i = 0; i < ne; i++) {
+                    unsigned c = cnt[i] + (unsigned)((vote[i / 64] >> (i % 64)) & 1);
+                    HCHECK((int)((out[i / 64] >> (i % 64)) & 1) ==
+                           ref_majority(c, n, (pride_tie_t)tie, i));
+                }
+                memcpy(same, vote, nw * 8);
+                bitplane_add_majority(same, in, nin, nout, same, nw, n, (pride_tie_t)tie, 0);
+                HCHECK(memcmp(same, out, nw * 8) == 0);
+                digest_add(d, out, nw * 8);
+            }
+            free(cnt);
+            free(in);
+            free(vote);
+            free(out);
+            free(same);
+        }
+    }
+}
+
 static void check_counts(struct digest *d, uint64_t *rng)
 {
     for (size_t si = 0; si < NSIZES; si++) {
@@ -201,6 +251,7 @@ static int child_run(const char *isa, int fd)
     uint64_t rng = 12345;
     check_add(&d, &rng);
     check_majority(&d, &rng);
+    check_add_majority(&d, &rng);
     check_counts(&d, &rng);
     return write(fd, &d.h, sizeof d.h) == (ssize_t)sizeof d.h ? 0 : 1;
 }
