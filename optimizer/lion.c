@@ -57,36 +57,6 @@ int lion_global_step(struct pride_optim *o, const float *grads)
     return st == PRIDE_OK ? st : optim_drain(o, st);
 }
 
-/* Both walk the tensor one 64-bit word of signs at a time (the first and last word
-   may be partial when a tensor does not start or end on a multiple of 64). */
-void lion_pack_and_advance(float *restrict m, const float *restrict g, uint64_t *restrict bits,
-                           size_t off, size_t count, float b1, float b2)
-{
-    for (size_t e = off, end = off + count; e < end;) {
-        size_t lo = e % 64, hi = end - e < 64 - lo ? lo + (end - e) : 64;
-        uint64_t word = 0;
-        for (size_t b = lo; b < hi; b++, e++) {
-            float c = b1 * m[e] + (1.0f - b1) * g[e];
-            word |= (uint64_t)(c > 0) << b;
-            m[e] = b2 * m[e] + (1.0f - b2) * g[e];
-        }
-        bits[(e - 1) / 64] |= word;
-    }
-}
-
-void lion_apply_bits(float *restrict x, const uint64_t *restrict bits, size_t off, size_t count,
-                     float lr, float wd)
-{
-    for (size_t e = off, end = off + count; e < end;) {
-        size_t lo = e % 64, hi = end - e < 64 - lo ? lo + (end - e) : 64;
-        uint64_t word = bits[e / 64];
-        for (size_t b = lo; b < hi; b++, e++) {
-            float d = (word >> b & 1) ? 1.0f : -1.0f;
-            x[e] = x[e] - lr * (d + wd * x[e]);
-        }
-    }
-}
-
 /* x -= lr * (delta + wd * x) with delta = (2 * count - N) / N, the mean of the signs. */
 static void lion_apply_counts(float *restrict x, const uint8_t *restrict counts, size_t off,
                               size_t count, int nranks, float lr, float wd)
@@ -125,8 +95,7 @@ int lion_dlion_step(struct pride_optim *o, const float *grads)
 {
     memset(o->bits, 0, (o->n + 63) / 64 * sizeof *o->bits);
     for (size_t k = 0; k < o->nt; k++)
-        lion_pack_and_advance(o->m, grads, o->bits, o->t[k].offset, o->t[k].count, o->beta1,
-                              o->beta2);
+        o->k->pack(o->m, grads, o->bits, o->t[k].offset, o->t[k].count, o->beta1, o->beta2);
     int st;
     if (o->algo == OPTIM_DLION_MAVO) {
         st = lion_vote(o);
@@ -139,7 +108,7 @@ int lion_dlion_step(struct pride_optim *o, const float *grads)
         return st;
     for (size_t k = 0; k < o->nt; k++) {
         if (o->algo == OPTIM_DLION_MAVO)
-            lion_apply_bits(o->x, o->bits, o->t[k].offset, o->t[k].count, o->lr, o->wd);
+            o->k->apply_bits(o->x, o->bits, o->t[k].offset, o->t[k].count, o->lr, o->wd);
         else
             lion_apply_counts(o->x, o->counts, o->t[k].offset, o->t[k].count, o->nranks, o->lr,
                               o->wd);
