@@ -11,6 +11,11 @@
  * micro-panels of A stream past. Edges are zero-padded in the panels and only the
  * valid part of the tile is stored.
  *
+ * One shape skips the packing: when A' and B'^T both run contiguously along K (the
+ * backward product dz W^T, with W read in place), packing B would transpose it element
+ * by element; instead an R x Q tile of dot products is summed in vector registers
+ * straight from the rows, each sum finished in a fixed order.
+ *
  * The micro-kernel is written once with the compiler's vector extensions and built
  * three times: AVX-512 (16 lanes, 8 x 32 tile), AVX2 + FMA (8 lanes, 6 x 16) and a
  * generic 4-lane version for any other CPU, chosen at run time. The file is compiled
@@ -25,12 +30,15 @@
 
 enum { KC = 256, NC = 512, MC_ROWS = 128 };
 
+typedef void (*gemm_dot_fn)(size_t M, size_t N, size_t K, const float *a, size_t lda,
+                            const float *b, size_t ldb, float *c, size_t ldc, int accumulate);
 typedef void (*gemm_kernel_fn)(size_t kc, const float *ap, const float *bp, float *c,
                                size_t ldc, size_t m, size_t n, int accumulate);
 
 struct gemm {
     const char *isa;
     gemm_kernel_fn kernel;
+    gemm_dot_fn dot;
     size_t mr, nr, mc;
     float *ap, *bp; /* packed A block (mc x KC), packed B block (KC x NC) */
 };
@@ -75,9 +83,55 @@ struct gemm {
                 c[r * ldc + j] = accumulate ? c[r * ldc + j] + t[r][j] : t[r][j];           \
     }
 
+/* C[i][j] (+)= sum_k a[i * lda + k] * b[j * ldb + k]: R rows of A against Q rows of B
+   at a time, VL values of k per instruction, lanes added pairwise at the end and the
+   K % VL leftover added after them. Rows past M or N repeat the last one (computed,
+   never stored) so the inner loop has no branches. */
+#define GEMM_DOT(NAME, ATTR, V, VL, R, Q)                                                    \
+    ATTR static void NAME(size_t M, size_t N, size_t K, const float *a, size_t lda,         \
+                          const float *b, size_t ldb, float *c, size_t ldc, int accumulate) \
+    {                                                                                       \
+        const size_t kv = K / VL * VL;                                                      \
+        for (size_t j0 = 0; j0 < N; j0 += Q)                                                \
+            for (size_t i0 = 0; i0 < M; i0 += R) {                                          \
+                const float *ar[R], *br[Q];                                                 \
+                for (int r = 0; r < R; r++)                                                 \
+                    ar[r] = a + (i0 + r < M ? i0 + r : M - 1) * lda;                        \
+                for (int q = 0; q < Q; q++)                                                 \
+                    br[q] = b + (j0 + q < N ? j0 + q : N - 1) * ldb;                        \
+                V s[R][Q];                                                                  \
+                _Pragma("GCC unroll 16") for (int r = 0; r < R; r++)                        \
+                    _Pragma("GCC unroll 16") for (int q = 0; q < Q; q++) s[r][q] = (V){0};  \
+                for (size_t k = 0; k < kv; k += VL) {                                       \
+                    V av[R], bv[Q];                                                         \
+                    _Pragma("GCC unroll 16") for (int r = 0; r < R; r++)                    \
+                        av[r] = *(const V *)(ar[r] + k);                                    \
+                    _Pragma("GCC unroll 16") for (int q = 0; q < Q; q++)                    \
+                        bv[q] = *(const V *)(br[q] + k);                                    \
+                    _Pragma("GCC unroll 16") for (int r = 0; r < R; r++)                    \
+                        _Pragma("GCC unroll 16") for (int q = 0; q < Q; q++)                \
+                            s[r][q] += av[r] * bv[q];                                       \
+                }                                                                           \
+                for (size_t r = 0; r < R && i0 + r < M; r++)                                \
+                    for (size_t q = 0; q < Q && j0 + q < N; q++) {                          \
+                        float t[VL];                                                        \
+                        memcpy(t, &s[r][q], sizeof t);                                      \
+                        for (size_t w = VL / 2; w > 0; w /= 2)                              \
+                            for (size_t l = 0; l < w; l++)                                  \
+                                t[l] += t[l + w];                                           \
+                        float sum = t[0];                                                   \
+                        for (size_t k = kv; k < K; k++)                                     \
+                            sum += ar[r][k] * br[q][k];                                     \
+                        float *cp = c + (i0 + r) * ldc + j0 + q;                            \
+                        *cp = accumulate ? *cp + sum : sum;                                 \
+                    }                                                                       \
+            }                                                                               \
+    }
+
 /* Unaligned and alias-safe: C rows need not be aligned; the packed panels are. */
 typedef float gemm_v4 __attribute__((vector_size(16), aligned(4), may_alias));
 GEMM_KERNEL(kernel_generic, , gemm_v4, 4, 6)
+GEMM_DOT(dot_generic, , gemm_v4, 4, 2, 4)
 
 #if defined(__x86_64__) || defined(__i386__)
 #define GEMM_HAVE_X86 1
@@ -85,6 +139,8 @@ typedef float gemm_v8 __attribute__((vector_size(32), aligned(4), may_alias));
 typedef float gemm_v16 __attribute__((vector_size(64), aligned(4), may_alias));
 GEMM_KERNEL(kernel_avx2, __attribute__((target("avx2,fma"))), gemm_v8, 8, 6)
 GEMM_KERNEL(kernel_avx512, __attribute__((target("avx512f"))), gemm_v16, 16, 8)
+GEMM_DOT(dot_avx2, __attribute__((target("avx2,fma"))), gemm_v8, 8, 2, 4)
+GEMM_DOT(dot_avx512, __attribute__((target("avx512f"))), gemm_v16, 16, 4, 4)
 #endif
 
 /* Pack rows [i0, i0+mc) x columns [k0, k0+kc) of A' as micro-panels of MR rows, each
@@ -148,6 +204,10 @@ void gemm_run(struct gemm *g, size_t M, size_t N, size_t K, const float *a, size
                 memset(c + i * ldc, 0, N * sizeof *c);
         return;
     }
+    if (acs == 1 && brs == 1 && bcs != 1) {
+        g->dot(M, N, K, a, ars, b, bcs, c, ldc, accumulate);
+        return;
+    }
     const size_t mr = g->mr, nr = g->nr;
     for (size_t jc = 0; jc < N; jc += NC) {
         size_t nc = N - jc < NC ? N - jc : NC;
@@ -174,15 +234,18 @@ void gemm_run(struct gemm *g, size_t M, size_t N, size_t K, const float *a, size
 
 struct gemm *gemm_create(const char *isa)
 {
-    struct gemm k = {.isa = "generic", .kernel = kernel_generic, .mr = 6, .nr = 8};
+    struct gemm k = {
+        .isa = "generic", .kernel = kernel_generic, .dot = dot_generic, .mr = 6, .nr = 8};
 #ifdef GEMM_HAVE_X86
     __builtin_cpu_init();
     int has512 = __builtin_cpu_supports("avx512f");
     int has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     if ((!isa && has512) || (isa && !strcmp(isa, "avx512")))
-        k = (struct gemm){.isa = "avx512", .kernel = kernel_avx512, .mr = 8, .nr = 32};
+        k = (struct gemm){
+            .isa = "avx512", .kernel = kernel_avx512, .dot = dot_avx512, .mr = 8, .nr = 32};
     else if ((!isa && has2) || (isa && !strcmp(isa, "avx2")))
-        k = (struct gemm){.isa = "avx2", .kernel = kernel_avx2, .mr = 6, .nr = 16};
+        k = (struct gemm){
+            .isa = "avx2", .kernel = kernel_avx2, .dot = dot_avx2, .mr = 6, .nr = 16};
     if (isa && ((!strcmp(isa, "avx512") && !has512) || (!strcmp(isa, "avx2") && !has2)))
         return NULL;
 #endif
