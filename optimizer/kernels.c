@@ -110,8 +110,8 @@ static void quantize_portable(float *restrict m, const float *restrict g, size_t
     }
 }
 
-static void apply_levels_portable(float *restrict x, const int8_t *restrict q, size_t n,
-                                  float lr, float wd)
+static void apply_levels_portable(float *restrict x, const int8_t *restrict q, size_t n, float lr,
+                                  float wd)
 {
     for (size_t i = 0; i < n; i++) {
         float d = (float)((q[i] > 0) - (q[i] < 0));
@@ -138,9 +138,8 @@ AVX512 static inline __m512 lion_c(__m512 m, __m512 g, __m512 b1, __m512 nb1)
     return _mm512_add_ps(_mm512_mul_ps(b1, m), _mm512_mul_ps(nb1, g));
 }
 
-AVX512 static void pack_avx512(float *restrict m, const float *restrict g,
-                               uint64_t *restrict bits, size_t off, size_t count, float b1,
-                               float b2)
+AVX512 static void pack_avx512(float *restrict m, const float *restrict g, uint64_t *restrict bits,
+                               size_t off, size_t count, float b1, float b2)
 {
     size_t e = off, end = off + count;
     size_t head = (64 - e % 64) % 64;
@@ -172,8 +171,8 @@ AVX512 static inline __m512 lion_decay_step(__m512 x, __m512 d, __m512 lr, __m51
     return _mm512_sub_ps(x, _mm512_mul_ps(lr, _mm512_add_ps(d, _mm512_mul_ps(wd, x))));
 }
 
-AVX512 static void apply_bits_avx512(float *restrict x, const uint64_t *restrict bits,
-                                     size_t off, size_t count, float lr, float wd)
+AVX512 static void apply_bits_avx512(float *restrict x, const uint64_t *restrict bits, size_t off,
+                                     size_t count, float lr, float wd)
 {
     size_t e = off, end = off + count;
     size_t head = (64 - e % 64) % 64;
@@ -207,8 +206,8 @@ AVX512 static double abs_sum_avx512(const float *m, const float *g, size_t n, fl
         __m512 c = lion_c(_mm512_loadu_ps(m + i), _mm512_loadu_ps(g + i), vb1, vnb1);
         __mmask16 fin = _mm512_cmp_ps_mask(_mm512_sub_ps(c, c), zero, _CMP_EQ_OQ);
         __m512d clo = _mm512_cvtps_pd(_mm512_castps512_ps256(c));
-        __m512d chi = _mm512_cvtps_pd(
-            _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(c), 1)));
+        __m512d chi =
+            _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(c), 1)));
         clo = _mm512_castsi512_pd(_mm512_and_si512(_mm512_castpd_si512(clo), absmask));
         chi = _mm512_castsi512_pd(_mm512_and_si512(_mm512_castpd_si512(chi), absmask));
         lo = _mm512_mask_add_pd(lo, (__mmask8)fin, lo, clo);
@@ -221,9 +220,9 @@ AVX512 static double abs_sum_avx512(const float *m, const float *g, size_t n, fl
     return lanes_total(part);
 }
 
-AVX512 static void quantize_avx512(float *restrict m, const float *restrict g, size_t n,
-                                   float b1, float b2, int advance, float mean, float half,
-                                   int s, int8_t *restrict q)
+AVX512 static void quantize_avx512(float *restrict m, const float *restrict g, size_t n, float b1,
+                                   float b2, int advance, float mean, float half, int s,
+                                   int8_t *restrict q)
 {
     const __m512 vb1 = _mm512_set1_ps(b1), vnb1 = _mm512_set1_ps(1.0f - b1);
     const __m512 vb2 = _mm512_set1_ps(b2), vnb2 = _mm512_set1_ps(1.0f - b2);

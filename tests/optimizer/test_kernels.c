@@ -66,8 +66,8 @@ static void test_paths_match_portable(void **state)
     (void)state;
     const struct optim_kernels *ref = optim_kernels_path(PRIDE_KPATH_PORTABLE);
     assert_non_null(ref);
-    static const size_t ranges[][2] = {{0, KN}, {0, 64}, {3, 61}, {5, 200}, {64, 17},
-                                       {127, 530}, {1, 0}, {0, 15}, {960, 40}};
+    static const size_t ranges[][2] = {{0, KN},    {0, 64}, {3, 61}, {5, 200}, {64, 17},
+                                       {127, 530}, {1, 0},  {0, 15}, {960, 40}};
     float *m0 = malloc(KN * sizeof(float)), *g = malloc(KN * sizeof(float));
     float *x0 = malloc(KN * sizeof(float));
     float *ma = malloc(KN * sizeof(float)), *mb = malloc(KN * sizeof(float));
@@ -120,12 +120,12 @@ static void test_paths_match_portable(void **state)
                         float mean = n ? (float)(sa / (double)n) : 1.0f;
                         if (!(mean > 0) || !isfinite(mean))
                             mean = 0.004f;
-                        ref->quantize(ma + off, g + off, n, 0.9f, 0.99f, adv, mean,
-                                      0.5f * (float)s, s, qa + off);
-                        k->quantize(mb + off, g + off, n, 0.9f, 0.99f, adv, mean,
-                                    0.5f * (float)s, s, qb + off);
-                        same_bytes(ma + off, mb + off, n * sizeof *ma, "quantize: momentum",
-                                   path, off, n);
+                        ref->quantize(ma + off, g + off, n, 0.9f, 0.99f, adv, mean, 0.5f * (float)s,
+                                      s, qa + off);
+                        k->quantize(mb + off, g + off, n, 0.9f, 0.99f, adv, mean, 0.5f * (float)s,
+                                    s, qb + off);
+                        same_bytes(ma + off, mb + off, n * sizeof *ma, "quantize: momentum", path,
+                                   off, n);
                         same_bytes(qa + off, qb + off, n, "quantize: levels", path, off, n);
                     }
                 }

@@ -65,7 +65,8 @@ static void check(struct gemm *g, size_t M, size_t N, size_t K, int ta, int tb, 
             if (i == M || j >= N) {
                 if (memcmp(&got, &before[i * ldc + j], sizeof got))
                     fail_msg("%s: %zux%zux%zu ta %d tb %d: C[%zu][%zu] outside the product "
-                             "changed", gemm_isa(g), M, N, K, ta, tb, i, j);
+                             "changed",
+                             gemm_isa(g), M, N, K, ta, tb, i, j);
                 continue;
             }
             double w = want[i * N + j], tol = 1e-5 * (double)(K + 1);
@@ -84,8 +85,8 @@ static void test_kernels(void **state)
 {
     (void)state;
     static const size_t shapes[][3] = {
-        {1, 1, 1},     {3, 5, 7},    {8, 32, 16},  {32, 2048, 17}, {32, 10, 300},
-        {130, 70, 33}, {7, 513, 260}, {300, 40, 32}, {17, 33, 0},   {0, 5, 5},
+        {1, 1, 1},     {3, 5, 7},     {8, 32, 16},   {32, 2048, 17}, {32, 10, 300},
+        {130, 70, 33}, {7, 513, 260}, {300, 40, 32}, {17, 33, 0},    {0, 5, 5},
     };
     const char *isas[] = {"generic", "avx2", "avx512"};
     int ran = 0;

@@ -32,8 +32,8 @@ enum { KC = 256, NC = 512, MC_ROWS = 128 };
 
 typedef void (*gemm_dot_fn)(size_t M, size_t N, size_t K, const float *a, size_t lda,
                             const float *b, size_t ldb, float *c, size_t ldc, int accumulate);
-typedef void (*gemm_kernel_fn)(size_t kc, const float *ap, const float *bp, float *c,
-                               size_t ldc, size_t m, size_t n, int accumulate);
+typedef void (*gemm_kernel_fn)(size_t kc, const float *ap, const float *bp, float *c, size_t ldc,
+                               size_t m, size_t n, int accumulate);
 
 struct gemm {
     const char *isa;
@@ -45,87 +45,87 @@ struct gemm {
 
 /* The tile is summed in registers; it is written straight to C when whole, through a
    scratch tile when it overhangs C's edge. */
-#define GEMM_KERNEL(NAME, ATTR, V, VL, MR)                                                  \
-    ATTR static void NAME(size_t kc, const float *restrict ap, const float *restrict bp,    \
-                          float *restrict c, size_t ldc, size_t m, size_t n, int accumulate) \
-    {                                                                                       \
-        V s0[MR], s1[MR];                                                                   \
-        _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++) s0[r] = s1[r] = (V){0};       \
-        for (size_t k = 0; k < kc; k++, ap += MR, bp += 2 * VL) {                           \
-            V b0 = *(const V *)bp, b1 = *(const V *)(bp + VL);                              \
-            _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++)                           \
-            {                                                                               \
-                V a = ap[r] - (V){0}; /* x - 0 is x exactly: a plain broadcast */        \
-                s0[r] += a * b0;                                                            \
-                s1[r] += a * b1;                                                            \
-            }                                                                               \
-        }                                                                                   \
-        if (m == MR && n == 2 * VL) {                                                       \
-            _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++)                           \
-            {                                                                               \
-                V *c0 = (V *)(c + (size_t)r * ldc), *c1 = (V *)(c + (size_t)r * ldc + VL);  \
-                if (accumulate) {                                                           \
-                    s0[r] += *c0;                                                           \
-                    s1[r] += *c1;                                                           \
-                }                                                                           \
-                *c0 = s0[r];                                                                \
-                *c1 = s1[r];                                                                \
-            }                                                                               \
-            return;                                                                         \
-        }                                                                                   \
-        float t[MR][2 * VL];                                                                \
-        for (int r = 0; r < MR; r++) {                                                      \
-            memcpy(t[r], &s0[r], sizeof s0[r]);                                             \
-            memcpy(t[r] + VL, &s1[r], sizeof s1[r]);                                        \
-        }                                                                                   \
-        for (size_t r = 0; r < m; r++)                                                      \
-            for (size_t j = 0; j < n; j++)                                                  \
-                c[r * ldc + j] = accumulate ? c[r * ldc + j] + t[r][j] : t[r][j];           \
+#define GEMM_KERNEL(NAME, ATTR, V, VL, MR)                                                         \
+    ATTR static void NAME(size_t kc, const float *restrict ap, const float *restrict bp,           \
+                          float *restrict c, size_t ldc, size_t m, size_t n, int accumulate)       \
+    {                                                                                              \
+        V s0[MR], s1[MR];                                                                          \
+        _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++) s0[r] = s1[r] = (V){0};              \
+        for (size_t k = 0; k < kc; k++, ap += MR, bp += 2 * VL) {                                  \
+            V b0 = *(const V *)bp, b1 = *(const V *)(bp + VL);                                     \
+            _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++)                                  \
+            {                                                                                      \
+                V a = ap[r] - (V){0}; /* x - 0 is x exactly: a plain broadcast */                  \
+                s0[r] += a * b0;                                                                   \
+                s1[r] += a * b1;                                                                   \
+            }                                                                                      \
+        }                                                                                          \
+        if (m == MR && n == 2 * VL) {                                                              \
+            _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++)                                  \
+            {                                                                                      \
+                V *c0 = (V *)(c + (size_t)r * ldc), *c1 = (V *)(c + (size_t)r * ldc + VL);         \
+                if (accumulate) {                                                                  \
+                    s0[r] += *c0;                                                                  \
+                    s1[r] += *c1;                                                                  \
+                }                                                                                  \
+                *c0 = s0[r];                                                                       \
+                *c1 = s1[r];                                                                       \
+            }                                                                                      \
+            return;                                                                                \
+        }                                                                                          \
+        float t[MR][2 * VL];                                                                       \
+        for (int r = 0; r < MR; r++) {                                                             \
+            memcpy(t[r], &s0[r], sizeof s0[r]);                                                    \
+            memcpy(t[r] + VL, &s1[r], sizeof s1[r]);                                               \
+        }                                                                                          \
+        for (size_t r = 0; r < m; r++)                                                             \
+            for (size_t j = 0; j < n; j++)                                                         \
+                c[r * ldc + j] = accumulate ? c[r * ldc + j] + t[r][j] : t[r][j];                  \
     }
 
 /* C[i][j] (+)= sum_k a[i * lda + k] * b[j * ldb + k]: R rows of A against Q rows of B
    at a time, VL values of k per instruction, lanes added pairwise at the end and the
    K % VL leftover added after them. Rows past M or N repeat the last one (computed,
    never stored) so the inner loop has no branches. */
-#define GEMM_DOT(NAME, ATTR, V, VL, R, Q)                                                    \
-    ATTR static void NAME(size_t M, size_t N, size_t K, const float *a, size_t lda,         \
-                          const float *b, size_t ldb, float *c, size_t ldc, int accumulate) \
-    {                                                                                       \
-        const size_t kv = K / VL * VL;                                                      \
-        for (size_t j0 = 0; j0 < N; j0 += Q)                                                \
-            for (size_t i0 = 0; i0 < M; i0 += R) {                                          \
-                const float *ar[R], *br[Q];                                                 \
-                for (int r = 0; r < R; r++)                                                 \
-                    ar[r] = a + (i0 + r < M ? i0 + r : M - 1) * lda;                        \
-                for (int q = 0; q < Q; q++)                                                 \
-                    br[q] = b + (j0 + q < N ? j0 + q : N - 1) * ldb;                        \
-                V s[R][Q];                                                                  \
-                _Pragma("GCC unroll 16") for (int r = 0; r < R; r++)                        \
-                    _Pragma("GCC unroll 16") for (int q = 0; q < Q; q++) s[r][q] = (V){0};  \
-                for (size_t k = 0; k < kv; k += VL) {                                       \
-                    V av[R], bv[Q];                                                         \
-                    _Pragma("GCC unroll 16") for (int r = 0; r < R; r++)                    \
-                        av[r] = *(const V *)(ar[r] + k);                                    \
-                    _Pragma("GCC unroll 16") for (int q = 0; q < Q; q++)                    \
-                        bv[q] = *(const V *)(br[q] + k);                                    \
-                    _Pragma("GCC unroll 16") for (int r = 0; r < R; r++)                    \
-                        _Pragma("GCC unroll 16") for (int q = 0; q < Q; q++)                \
-                            s[r][q] += av[r] * bv[q];                                       \
-                }                                                                           \
-                for (size_t r = 0; r < R && i0 + r < M; r++)                                \
-                    for (size_t q = 0; q < Q && j0 + q < N; q++) {                          \
-                        float t[VL];                                                        \
-                        memcpy(t, &s[r][q], sizeof t);                                      \
-                        for (size_t w = VL / 2; w > 0; w /= 2)                              \
-                            for (size_t l = 0; l < w; l++)                                  \
-                                t[l] += t[l + w];                                           \
-                        float sum = t[0];                                                   \
-                        for (size_t k = kv; k < K; k++)                                     \
-                            sum += ar[r][k] * br[q][k];                                     \
-                        float *cp = c + (i0 + r) * ldc + j0 + q;                            \
-                        *cp = accumulate ? *cp + sum : sum;                                 \
-                    }                                                                       \
-            }                                                                               \
+#define GEMM_DOT(NAME, ATTR, V, VL, R, Q)                                                          \
+    ATTR static void NAME(size_t M, size_t N, size_t K, const float *a, size_t lda,                \
+                          const float *b, size_t ldb, float *c, size_t ldc, int accumulate)        \
+    {                                                                                              \
+        const size_t kv = K / VL * VL;                                                             \
+        for (size_t j0 = 0; j0 < N; j0 += Q)                                                       \
+            for (size_t i0 = 0; i0 < M; i0 += R) {                                                 \
+                const float *ar[R], *br[Q];                                                        \
+                for (int r = 0; r < R; r++)                                                        \
+                    ar[r] = a + (i0 + r < M ? i0 + r : M - 1) * lda;                               \
+                for (int q = 0; q < Q; q++)                                                        \
+                    br[q] = b + (j0 + q < N ? j0 + q : N - 1) * ldb;                               \
+                V s[R][Q];                                                                         \
+                _Pragma("GCC unroll 16") for (int r = 0; r < R; r++)                               \
+                    _Pragma("GCC unroll 16") for (int q = 0; q < Q; q++) s[r][q] = (V){0};         \
+                for (size_t k = 0; k < kv; k += VL) {                                              \
+                    V av[R], bv[Q];                                                                \
+                    _Pragma("GCC unroll 16") for (int r = 0; r < R; r++) av[r] =                   \
+                        *(const V *)(ar[r] + k);                                                   \
+                    _Pragma("GCC unroll 16") for (int q = 0; q < Q; q++) bv[q] =                   \
+                        *(const V *)(br[q] + k);                                                   \
+                    _Pragma("GCC unroll 16") for (int r = 0; r < R; r++)                           \
+                        _Pragma("GCC unroll 16") for (int q = 0; q < Q; q++) s[r][q] +=            \
+                        av[r] * bv[q];                                                             \
+                }                                                                                  \
+                for (size_t r = 0; r < R && i0 + r < M; r++)                                       \
+                    for (size_t q = 0; q < Q && j0 + q < N; q++) {                                 \
+                        float t[VL];                                                               \
+                        memcpy(t, &s[r][q], sizeof t);                                             \
+                        for (size_t w = VL / 2; w > 0; w /= 2)                                     \
+                            for (size_t l = 0; l < w; l++)                                         \
+                                t[l] += t[l + w];                                                  \
+                        float sum = t[0];                                                          \
+                        for (size_t k = kv; k < K; k++)                                            \
+                            sum += ar[r][k] * br[q][k];                                            \
+                        float *cp = c + (i0 + r) * ldc + j0 + q;                                   \
+                        *cp = accumulate ? *cp + sum : sum;                                        \
+                    }                                                                              \
+            }                                                                                      \
     }
 
 /* Unaligned and alias-safe: C rows need not be aligned; the packed panels are. */
@@ -192,9 +192,8 @@ static void pack_b(const struct gemm *g, const float *b, size_t brs, size_t bcs,
     }
 }
 
-void gemm_run(struct gemm *g, size_t M, size_t N, size_t K, const float *a, size_t ars,
-              size_t acs, const float *b, size_t brs, size_t bcs, float *c, size_t ldc,
-              int accumulate)
+void gemm_run(struct gemm *g, size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs,
+              const float *b, size_t brs, size_t bcs, float *c, size_t ldc, int accumulate)
 {
     if (M == 0 || N == 0)
         return;
@@ -223,8 +222,8 @@ void gemm_run(struct gemm *g, size_t M, size_t N, size_t K, const float *a, size
                     const float *bp = g->bp + jr * kc;
                     for (size_t ir = 0; ir < mc; ir += mr) {
                         size_t m = mc - ir < mr ? mc - ir : mr;
-                        g->kernel(kc, g->ap + ir * kc, bp, c + (ic + ir) * ldc + jc + jr, ldc,
-                                  m, n, acc);
+                        g->kernel(kc, g->ap + ir * kc, bp, c + (ic + ir) * ldc + jc + jr, ldc, m, n,
+                                  acc);
                     }
                 }
             }
@@ -244,8 +243,7 @@ struct gemm *gemm_create(const char *isa)
         k = (struct gemm){
             .isa = "avx512", .kernel = kernel_avx512, .dot = dot_avx512, .mr = 8, .nr = 32};
     else if ((!isa && has2) || (isa && !strcmp(isa, "avx2")))
-        k = (struct gemm){
-            .isa = "avx2", .kernel = kernel_avx2, .dot = dot_avx2, .mr = 6, .nr = 16};
+        k = (struct gemm){.isa = "avx2", .kernel = kernel_avx2, .dot = dot_avx2, .mr = 6, .nr = 16};
     if (isa && ((!strcmp(isa, "avx512") && !has512) || (!strcmp(isa, "avx2") && !has2)))
         return NULL;
 #endif
@@ -274,4 +272,7 @@ void gemm_destroy(struct gemm *g)
     free(g);
 }
 
-const char *gemm_isa(const struct gemm *g) { return g->isa; }
+const char *gemm_isa(const struct gemm *g)
+{
+    return g->isa;
+}

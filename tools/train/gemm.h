@@ -19,8 +19,7 @@ const char *gemm_isa(const struct gemm *g);
 
 /* C[M x N] (row-major, row stride ldc) = A'B', or += A'B' when accumulate, with
    A'[i][k] = a[i * ars + k * acs] (M x K) and B'[k][j] = b[k * brs + j * bcs] (K x N). */
-void gemm_run(struct gemm *g, size_t M, size_t N, size_t K, const float *a, size_t ars,
-              size_t acs, const float *b, size_t brs, size_t bcs, float *c, size_t ldc,
-              int accumulate);
+void gemm_run(struct gemm *g, size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs,
+              const float *b, size_t brs, size_t bcs, float *c, size_t ldc, int accumulate);
 
 #endif
