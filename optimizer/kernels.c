@@ -1,8 +1,9 @@
 /*
- * The element-wise passes of the Lion family, once per CPU path: pack the signs of
- * the Lion direction while advancing the momentum, apply voted signs or summed levels
- * to the weights, and the two passes of the l1 quantizer (mean |c|, then levels fused
- * with the momentum update).
+ * The element-wise passes of the Lion family, once per CPU path: the one-process rule
+ * (also Global Lion's, on the averaged gradient), pack the signs of the Lion direction
+ * while advancing the momentum, apply voted signs or summed levels to the weights, and
+ * the two passes of the l1 quantizer (mean |c|, then levels fused with the momentum
+ * update).
  *
  * The one idea: every rank must end a step with bit-identical weights, so a path may
  * change how many elements an instruction handles but never the arithmetic: each
@@ -25,6 +26,25 @@
 #endif
 
 /* ---- portable ------------------------------------------------------------------ */
+
+static inline float sign0(float c)
+{
+    return (float)((c > 0) - (c < 0));
+}
+
+/* Decoupled decay first, then the sign of the interpolation of the old momentum, then
+   the momentum. */
+static void rule_portable(float *restrict x, float *restrict m, const float *restrict g, size_t n,
+                          float lr, float wd, float b1, float b2)
+{
+    const float decay = 1.0f - lr * wd;
+    for (size_t i = 0; i < n; i++) {
+        float c = b1 * m[i] + (1.0f - b1) * g[i];
+        x[i] = x[i] * decay;
+        x[i] = x[i] - lr * sign0(c);
+        m[i] = b2 * m[i] + (1.0f - b2) * g[i];
+    }
+}
 
 /* Both walk the range one 64-bit word of signs at a time (the first and last word may
    be partial when the range does not start or end on a multiple of 64). */
@@ -120,6 +140,7 @@ static void apply_levels_portable(float *restrict x, const int8_t *restrict q, s
 }
 
 static const struct optim_kernels kernels_portable = {
+    .rule = rule_portable,
     .pack = pack_portable,
     .apply_bits = apply_bits_portable,
     .abs_sum = abs_sum_portable,
@@ -136,6 +157,29 @@ static const struct optim_kernels kernels_portable = {
 AVX512 static inline __m512 lion_c(__m512 m, __m512 g, __m512 b1, __m512 nb1)
 {
     return _mm512_add_ps(_mm512_mul_ps(b1, m), _mm512_mul_ps(nb1, g));
+}
+
+AVX512 static void rule_avx512(float *restrict x, float *restrict m, const float *restrict g,
+                               size_t n, float lr, float wd, float b1, float b2)
+{
+    const float decay = 1.0f - lr * wd;
+    const __m512 vb1 = _mm512_set1_ps(b1), vnb1 = _mm512_set1_ps(1.0f - b1);
+    const __m512 vb2 = _mm512_set1_ps(b2), vnb2 = _mm512_set1_ps(1.0f - b2);
+    const __m512 vdecay = _mm512_set1_ps(decay), vlr = _mm512_set1_ps(lr);
+    const __m512 zero = _mm512_setzero_ps();
+    const __m512 plus = _mm512_set1_ps(1.0f), minus = _mm512_set1_ps(-1.0f);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 mv = _mm512_loadu_ps(m + i), gv = _mm512_loadu_ps(g + i);
+        __m512 c = lion_c(mv, gv, vb1, vnb1);
+        __mmask16 gt = _mm512_cmp_ps_mask(c, zero, _CMP_GT_OQ);
+        __mmask16 lt = _mm512_cmp_ps_mask(c, zero, _CMP_LT_OQ);
+        __m512 d = _mm512_mask_mov_ps(_mm512_maskz_mov_ps(lt, minus), gt, plus);
+        __m512 xv = _mm512_mul_ps(_mm512_loadu_ps(x + i), vdecay);
+        _mm512_storeu_ps(x + i, _mm512_sub_ps(xv, _mm512_mul_ps(vlr, d)));
+        _mm512_storeu_ps(m + i, _mm512_add_ps(_mm512_mul_ps(vb2, mv), _mm512_mul_ps(vnb2, gv)));
+    }
+    rule_portable(x + i, m + i, g + i, n - i, lr, wd, b1, b2);
 }
 
 AVX512 static void pack_avx512(float *restrict m, const float *restrict g, uint64_t *restrict bits,
@@ -270,6 +314,7 @@ AVX512 static void apply_levels_avx512(float *restrict x, const int8_t *restrict
 }
 
 static const struct optim_kernels kernels_avx512 = {
+    .rule = rule_avx512,
     .pack = pack_avx512,
     .apply_bits = apply_bits_avx512,
     .abs_sum = abs_sum_avx512,

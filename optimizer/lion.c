@@ -13,28 +13,12 @@
 
 #include "optim.h"
 
-static inline float sign0(float c) { return (float)((c > 0) - (c < 0)); }
-
-/* The one-process rule over one tensor: decoupled decay first, then the sign of the
-   interpolation of the old momentum, then the momentum (ALGORITHMS.md, Lion). */
-static void lion_rule(float *restrict x, float *restrict m, const float *restrict g, size_t n,
-                      float lr, float wd, float b1, float b2)
-{
-    const float decay = 1.0f - lr * wd;
-    for (size_t i = 0; i < n; i++) {
-        float c = b1 * m[i] + (1.0f - b1) * g[i];
-        x[i] = x[i] * decay;
-        x[i] = x[i] - lr * sign0(c);
-        m[i] = b2 * m[i] + (1.0f - b2) * g[i];
-    }
-}
-
 int lion_step(struct pride_optim *o, const float *grads)
 {
     for (size_t k = 0; k < o->nt; k++) {
         size_t off = o->t[k].offset;
-        lion_rule(o->x + off, o->m + off, grads + off, o->t[k].count, o->lr, o->wd, o->beta1,
-                  o->beta2);
+        o->k->rule(o->x + off, o->m + off, grads + off, o->t[k].count, o->lr, o->wd, o->beta1,
+                   o->beta2);
     }
     return PRIDE_OK;
 }
@@ -51,8 +35,8 @@ int lion_global_step(struct pride_optim *o, const float *grads)
         if (st != PRIDE_OK)
             break;
         size_t off = o->t[k].offset;
-        lion_rule(o->x + off, o->m + off, o->gbuf + off, o->t[k].count, o->lr, o->wd, o->beta1,
-                  o->beta2);
+        o->k->rule(o->x + off, o->m + off, o->gbuf + off, o->t[k].count, o->lr, o->wd,
+                   o->beta1, o->beta2);
     }
     return st == PRIDE_OK ? st : optim_drain(o, st);
 }

@@ -39,6 +39,10 @@ struct optim_rank {
 /* The element-wise passes, one table per CPU path (kernels.c); every path gives the
    portable loops' results bit for bit. */
 struct optim_kernels {
+    /* The one-process Lion rule over one tensor (ALGORITHMS.md): x = x * (1 - lr*wd),
+       x = x - lr * sign(b1*m + (1-b1)*g) with sign(0) = 0, m = b2*m + (1-b2)*g. */
+    void (*rule)(float *x, float *m, const float *g, size_t n, float lr, float wd, float b1,
+                 float b2);
     /* Pack bit i = (b1*m[i] + (1-b1)*g[i] > 0) for i in [off, off+count) into bits
        (already zero there) and move m to b2*m + (1-b2)*g. */
     void (*pack)(float *m, const float *g, uint64_t *bits, size_t off, size_t count, float b1,

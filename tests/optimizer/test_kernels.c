@@ -1,7 +1,7 @@
 /*
  * The optimizer's element-wise passes (optimizer/kernels.c): every path this CPU runs
- * gives the portable loops' results bit for bit (weights, momentum, sign bits, levels
- * and the l1 sum), on ranges that start and end off the 64-element words and the
+ * gives the portable loops' results bit for bit (the Lion rule, weights, momentum,
+ * sign bits, levels and the l1 sum), on ranges that start and end off the 64-element words and the
  * 16-element vectors, with zeros, negative zeros, huge, subnormal and non-finite
  * values among ordinary ones; and the fused l1 pass equals quantize-then-advance.
  */
@@ -90,6 +90,15 @@ static void test_paths_match_portable(void **state)
             fill(x0, KN);
             for (size_t r = 0; r < sizeof ranges / sizeof *ranges; r++) {
                 size_t off = ranges[r][0], n = ranges[r][1];
+                /* the one-process rule */
+                memcpy(ma, m0, KN * sizeof *ma);
+                memcpy(mb, m0, KN * sizeof *mb);
+                memcpy(xa, x0, KN * sizeof *xa);
+                memcpy(xb, x0, KN * sizeof *xb);
+                ref->rule(xa + off, ma + off, g + off, n, 1e-3f, 0.1f, 0.9f, 0.99f);
+                k->rule(xb + off, mb + off, g + off, n, 1e-3f, 0.1f, 0.9f, 0.99f);
+                same_bytes(xa, xb, KN * sizeof *xa, "rule: weights", path, off, n);
+                same_bytes(ma, mb, KN * sizeof *ma, "rule: momentum", path, off, n);
                 /* sign bits and momentum */
                 memcpy(ma, m0, KN * sizeof *ma);
                 memcpy(mb, m0, KN * sizeof *mb);
