@@ -13,28 +13,12 @@
 
 #include "optim.h"
 
-static inline float sign0(float c) { return (float)((c > 0) - (c < 0)); }
-
-/* The one-process rule over one tensor: decoupled decay first, then the sign of the
-   interpolation of the old momentum, then the momentum (ALGORITHMS.md, Lion). */
-static void lion_rule(float *restrict x, float *restrict m, const float *restrict g, size_t n,
-                      float lr, float wd, float b1, float b2)
-{
-    const float decay = 1.0f - lr * wd;
-    for (size_t i = 0; i < n; i++) {
-        float c = b1 * m[i] + (1.0f - b1) * g[i];
-        x[i] = x[i] * decay;
-        x[i] = x[i] - lr * sign0(c);
-        m[i] = b2 * m[i] + (1.0f - b2) * g[i];
-    }
-}
-
 int lion_step(struct pride_optim *o, const float *grads)
 {
     for (size_t k = 0; k < o->nt; k++) {
         size_t off = o->t[k].offset;
-        lion_rule(o->x + off, o->m + off, grads + off, o->t[k].count, o->lr, o->wd, o->beta1,
-                  o->beta2);
+        o->k->rule(o->x + off, o->m + off, grads + off, o->t[k].count, o->lr, o->wd, o->beta1,
+                   o->beta2);
     }
     return PRIDE_OK;
 }
@@ -51,40 +35,10 @@ int lion_global_step(struct pride_optim *o, const float *grads)
         if (st != PRIDE_OK)
             break;
         size_t off = o->t[k].offset;
-        lion_rule(o->x + off, o->m + off, o->gbuf + off, o->t[k].count, o->lr, o->wd, o->beta1,
-                  o->beta2);
+        o->k->rule(o->x + off, o->m + off, o->gbuf + off, o->t[k].count, o->lr, o->wd,
+                   o->beta1, o->beta2);
     }
     return st == PRIDE_OK ? st : optim_drain(o, st);
-}
-
-/* Both walk the tensor one 64-bit word of signs at a time (the first and last word
-   may be partial when a tensor does not start or end on a multiple of 64). */
-void lion_pack_and_advance(float *restrict m, const float *restrict g, uint64_t *restrict bits,
-                           size_t off, size_t count, float b1, float b2)
-{
-    for (size_t e = off, end = off + count; e < end;) {
-        size_t lo = e % 64, hi = end - e < 64 - lo ? lo + (end - e) : 64;
-        uint64_t word = 0;
-        for (size_t b = lo; b < hi; b++, e++) {
-            float c = b1 * m[e] + (1.0f - b1) * g[e];
-            word |= (uint64_t)(c > 0) << b;
-            m[e] = b2 * m[e] + (1.0f - b2) * g[e];
-        }
-        bits[(e - 1) / 64] |= word;
-    }
-}
-
-void lion_apply_bits(float *restrict x, const uint64_t *restrict bits, size_t off, size_t count,
-                     float lr, float wd)
-{
-    for (size_t e = off, end = off + count; e < end;) {
-        size_t lo = e % 64, hi = end - e < 64 - lo ? lo + (end - e) : 64;
-        uint64_t word = bits[e / 64];
-        for (size_t b = lo; b < hi; b++, e++) {
-            float d = (word >> b & 1) ? 1.0f : -1.0f;
-            x[e] = x[e] - lr * (d + wd * x[e]);
-        }
-    }
 }
 
 /* x -= lr * (delta + wd * x) with delta = (2 * count - N) / N, the mean of the signs. */
@@ -125,8 +79,7 @@ int lion_dlion_step(struct pride_optim *o, const float *grads)
 {
     memset(o->bits, 0, (o->n + 63) / 64 * sizeof *o->bits);
     for (size_t k = 0; k < o->nt; k++)
-        lion_pack_and_advance(o->m, grads, o->bits, o->t[k].offset, o->t[k].count, o->beta1,
-                              o->beta2);
+        o->k->pack(o->m, grads, o->bits, o->t[k].offset, o->t[k].count, o->beta1, o->beta2);
     int st;
     if (o->algo == OPTIM_DLION_MAVO) {
         st = lion_vote(o);
@@ -139,7 +92,7 @@ int lion_dlion_step(struct pride_optim *o, const float *grads)
         return st;
     for (size_t k = 0; k < o->nt; k++) {
         if (o->algo == OPTIM_DLION_MAVO)
-            lion_apply_bits(o->x, o->bits, o->t[k].offset, o->t[k].count, o->lr, o->wd);
+            o->k->apply_bits(o->x, o->bits, o->t[k].offset, o->t[k].count, o->lr, o->wd);
         else
             lion_apply_counts(o->x, o->counts, o->t[k].offset, o->t[k].count, o->nranks, o->lr,
                               o->wd);

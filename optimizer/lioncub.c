@@ -29,32 +29,33 @@ int lioncub_levels(enum optim_quant quant, int nranks)
     return quant == OPTIM_QUANT_L1 ? 127 / nranks : 1;
 }
 
-void lioncub_quantize_l1(const float *m, const float *g, size_t n, float b1, int s, int8_t *q)
+/* mean|c| over one tensor and the levels it gives; q = 0 throughout when the mean is 0
+   or not finite. */
+static void quantize(const struct optim_kernels *k, float *m, const float *g, size_t n,
+                     float b1, float b2, int advance, int s, int8_t *q)
 {
-    double sum = 0;
-    for (size_t i = 0; i < n; i++) {
-        float c = b1 * m[i] + (1.0f - b1) * g[i];
-        if (isfinite(c))
-            sum += fabs((double)c);
-    }
-    float mean = (float)(n ? sum / (double)n : 0), half = 0.5f * (float)s;
+    double sum = k->abs_sum(m, g, n, b1);
+    float mean = (float)(n ? sum / (double)n : 0);
     if (!(mean > 0) || !isfinite(mean)) {
-        memset(q, 0, n);
+        if (advance) /* no levels (s = 0 clips every one to 0), the momentum still moves */
+            k->quantize(m, g, n, b1, b2, 1, 1.0f, 0.0f, 0, q);
+        else
+            memset(q, 0, n);
         return;
     }
-    const float top = (float)s;
-    for (size_t i = 0; i < n; i++) {
-        float c = b1 * m[i] + (1.0f - b1) * g[i];
-        float v = c / mean * half; /* c / mean first: exact when c is a multiple of it */
-        if (!isfinite(c) || v != v)
-            q[i] = 0;
-        else if (v >= top)
-            q[i] = (int8_t)s;
-        else if (v <= -top)
-            q[i] = (int8_t)-s;
-        else /* round half away from zero: |v| < s <= 127, so the cast is exact */
-            q[i] = (int8_t)(int)(v + (v >= 0 ? 0.5f : -0.5f));
-    }
+    k->quantize(m, g, n, b1, b2, advance, mean, 0.5f * (float)s, s, q);
+}
+
+void lioncub_quantize_l1(const float *m, const float *g, size_t n, float b1, int s, int8_t *q)
+{
+    /* without advance the momentum is only read */
+    quantize(optim_kernels(), (float *)m, g, n, b1, 0, 0, s, q);
+}
+
+void lioncub_quantize_l1_advance(const struct optim_kernels *k, float *m, const float *g,
+                                 size_t n, float b1, float b2, int s, int8_t *q)
+{
+    quantize(k, m, g, n, b1, b2, 1, s, q);
 }
 
 /* Parse an unsigned integer >= 1 that is the whole of s. */
@@ -244,35 +245,20 @@ static int sync_start(struct pride_optim *o)
     return PRIDE_OK;
 }
 
-/* x -= lr * (sign(sum q) + wd * x) over one tensor. */
-static void apply_levels(float *restrict x, const int8_t *restrict q, size_t n, float lr, float wd)
-{
-    for (size_t i = 0; i < n; i++) {
-        float d = (float)((q[i] > 0) - (q[i] < 0));
-        x[i] = x[i] - lr * (d + wd * x[i]);
-    }
-}
-
-static void advance(float *restrict m, const float *restrict g, size_t n, float b2)
-{
-    for (size_t i = 0; i < n; i++)
-        m[i] = b2 * m[i] + (1.0f - b2) * g[i];
-}
-
 int lioncub_step(struct pride_optim *o, const float *grads)
 {
     int st = PRIDE_OK;
     if (o->quant == OPTIM_QUANT_SIGN1) {
         memset(o->bits, 0, (o->n + 63) / 64 * sizeof *o->bits);
         for (size_t k = 0; k < o->nt; k++)
-            lion_pack_and_advance(o->m, grads, o->bits, o->t[k].offset, o->t[k].count,
-                                  o->beta1, o->beta2);
+            o->k->pack(o->m, grads, o->bits, o->t[k].offset, o->t[k].count, o->beta1,
+                       o->beta2);
     } else {
         int s = lioncub_levels(o->quant, o->nranks);
         for (size_t k = 0; k < o->nt && st == PRIDE_OK; k++) {
             size_t off = o->t[k].offset, cnt = o->t[k].count;
-            lioncub_quantize_l1(o->m + off, grads + off, cnt, o->beta1, s, o->q + off);
-            advance(o->m + off, grads + off, cnt, o->beta2);
+            lioncub_quantize_l1_advance(o->k, o->m + off, grads + off, cnt, o->beta1, o->beta2, s,
+                                        o->q + off);
             st = optim_istart(o, k, k, o->q, o->q, PRIDE_INT8, PRIDE_SUM);
         }
     }
@@ -281,14 +267,14 @@ int lioncub_step(struct pride_optim *o, const float *grads)
     if (st == PRIDE_OK && o->quant == OPTIM_QUANT_SIGN1) {
         st = lion_vote(o);
         for (size_t k = 0; k < o->nt && st == PRIDE_OK; k++)
-            lion_apply_bits(o->x, o->bits, o->t[k].offset, o->t[k].count, o->lr, o->wd);
+            o->k->apply_bits(o->x, o->bits, o->t[k].offset, o->t[k].count, o->lr, o->wd);
     }
     if (o->quant != OPTIM_QUANT_SIGN1) {
         for (size_t k = 0; k < o->nt && st == PRIDE_OK; k++) {
             st = optim_wait(o, k);
             if (st == PRIDE_OK)
-                apply_levels(o->x + o->t[k].offset, o->q + o->t[k].offset, o->t[k].count, o->lr,
-                             o->wd);
+                o->k->apply_levels(o->x + o->t[k].offset, o->q + o->t[k].offset, o->t[k].count,
+                                   o->lr, o->wd);
         }
     }
     for (size_t k = 0; k < o->nt && st == PRIDE_OK; k++)

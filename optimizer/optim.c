@@ -389,6 +389,7 @@ int pride_optim_create(pride_context_t *ctx, const pride_optim_config_t *cfg_in,
     o->rank = pride_rank(ctx);
     o->nranks = pride_nranks(ctx);
     o->x = params;
+    o->k = optim_kernels();
     o->n = nparams;
     o->stats = (pride_optim_stats_t)PRIDE_OPTIM_STATS_INIT;
     int st = config_parse(o, &cfg, why, sizeof why);

@@ -36,6 +36,35 @@ struct optim_rank {
     size_t k;
 };
 
+/* The element-wise passes, one table per CPU path (kernels.c); every path gives the
+   portable loops' results bit for bit. */
+struct optim_kernels {
+    /* The one-process Lion rule over one tensor (ALGORITHMS.md): x = x * (1 - lr*wd),
+       x = x - lr * sign(b1*m + (1-b1)*g) with sign(0) = 0, m = b2*m + (1-b2)*g. */
+    void (*rule)(float *x, float *m, const float *g, size_t n, float lr, float wd, float b1,
+                 float b2);
+    /* Pack bit i = (b1*m[i] + (1-b1)*g[i] > 0) for i in [off, off+count) into bits
+       (already zero there) and move m to b2*m + (1-b2)*g. */
+    void (*pack)(float *m, const float *g, uint64_t *bits, size_t off, size_t count, float b1,
+                 float b2);
+    /* x -= lr * (d + wd * x) on [off, off+count), d = +1 for set bits, -1 for clear. */
+    void (*apply_bits)(float *x, const uint64_t *bits, size_t off, size_t count, float lr,
+                       float wd);
+    /* Sum of |b1*m + (1-b1)*g| over the finite ones, in double, in a fixed order. */
+    double (*abs_sum)(const float *m, const float *g, size_t n, float b1);
+    /* q[i] = clip(round(c / mean * half), -s, s) with c = b1*m + (1-b1)*g (0 where c is
+       not finite), and with advance also m = b2*m + (1-b2)*g, in the same pass. */
+    void (*quantize)(float *m, const float *g, size_t n, float b1, float b2, int advance,
+                     float mean, float half, int s, int8_t *q);
+    /* x -= lr * (sign(q) + wd * x), sign(0) = 0. */
+    void (*apply_levels)(float *x, const int8_t *q, size_t n, float lr, float wd);
+};
+
+/* The table of a path (a pride_kpath_t), or NULL when this CPU cannot run it. */
+const struct optim_kernels *optim_kernels_path(int path);
+/* The table of the path the process uses (the best one, or PRIDE_KERNELS). */
+const struct optim_kernels *optim_kernels(void);
+
 struct optim_tensor {
     char *name;
     size_t offset, count;
@@ -54,6 +83,7 @@ struct pride_optim {
     pride_tie_t tie;
     char sync_spec[48];   /* normalized momentum_sync, for messages and checkpoints */
 
+    const struct optim_kernels *k;
     float *x;
     size_t n;
     struct optim_tensor *t;
@@ -112,17 +142,9 @@ int adamw_step(struct pride_optim *o, const float *grads);
 int adamw_global_step(struct pride_optim *o, const float *grads);
 int lioncub_step(struct pride_optim *o, const float *grads);
 
-/* Pack bit i = (beta1*m[i] + (1-beta1)*g[i] > 0) for i in [off, off+count) into bits
-   (bits already zero there), and move m to beta2*m + (1-beta2)*g (lion.c). */
-void lion_pack_and_advance(float *m, const float *g, uint64_t *bits, size_t off, size_t count,
-                           float beta1, float beta2);
-
 /* Majority vote of o->bits in place under o->tie; ALTERNATE ties also alternate with
    the step (lion.c). Timed as communication. */
 int lion_vote(struct pride_optim *o);
-
-/* x -= lr * (d + wd * x) with d = +1 for set bits, -1 for clear ones (lion.c). */
-void lion_apply_bits(float *x, const uint64_t *bits, size_t off, size_t count, float lr, float wd);
 
 /* Lion Cub pieces exposed for tests (lioncub.c). */
 /* Levels s of the int8 quantizers for nranks ranks: floor(127 / nranks) for l1, 1 for
@@ -131,6 +153,10 @@ int lioncub_levels(enum optim_quant quant, int nranks);
 /* q[i] = clip(round(c[i] / mean|c| * s/2), -s, s) with c = beta1*m + (1-beta1)*g over one
    tensor; q = 0 when mean|c| is 0 or not finite, and for elements whose c is not finite. */
 void lioncub_quantize_l1(const float *m, const float *g, size_t n, float beta1, int s, int8_t *q);
+/* The same levels, with m moved to beta2*m + (1-beta2)*g in the same pass (the l1 step:
+   one pass for mean|c|, one for levels and momentum). */
+void lioncub_quantize_l1_advance(const struct optim_kernels *k, float *m, const float *g,
+                                 size_t n, float beta1, float beta2, int s, int8_t *q);
 /* Parse a momentum_sync spec into o->sync, sync_k, sync_fraction, sync_spec; PRIDE_OK or
    PRIDE_ERR_INVALID with a sentence in why. */
 int lioncub_parse_sync(struct pride_optim *o, const char *spec, char *why, size_t wl);

@@ -7,9 +7,10 @@
  * batch (--batch images per rank); the optimizer turns the ranks' different gradients
  * into one update, so the replicas never diverge and any rank can evaluate. The network
  * is 784 -> W (ReLU) x D -> 10 with softmax cross-entropy, the learning rate decays
- * from --lr to 0 along a cosine (the same on every rank), and in plain C one register-
- * blocked kernel (C += a * B, four rows of C per pass over B, zero activations
- * skipped) does the forward pass and both backward products.
+ * from --lr to 0 along a cosine (the same on every rank). The forward pass and both
+ * backward products are cache-blocked, register-tiled matrix products (train/gemm.c,
+ * vector kernels chosen for the CPU at run time); every buffer a step uses is
+ * allocated once, before the first step.
  *
  * Output: one line per epoch on rank 0's stdout, and with --csv FILE the columns
  * epoch,loss,test_acc,bytes_sent,comm_s,step_s (bytes and communication seconds of
@@ -26,6 +27,8 @@
 #include <zlib.h>
 
 #include <pride/pride.h>
+
+#include "gemm.h"
 
 #define DEFAULT_DATA "/usr/share/datasets/fashion-mnist"
 #define NPIX 784
@@ -244,7 +247,7 @@ struct mlp {
     float *p, *grad;
     float **act;         /* act[l]: rows x dim[l] (act[0] the input); act[nl] the logits */
     float **dz;          /* dz[l]: rows x dim[l+1], gradient of layer l's output */
-    float *wt;           /* scratch for a transposed weight matrix */
+    struct gemm *gemm;   /* the matrix product with its packing buffers */
     size_t rows;         /* capacity in images */
 };
 
@@ -263,13 +266,12 @@ static void mlp_init(struct mlp *m, long width, long depth, size_t rows, uint64_
     for (int l = 1; l < m->nl; l++)
         m->dim[l] = (size_t)width;
     m->dim[m->nl] = NCLASS;
-    size_t n = 0, widest = NPIX;
+    size_t n = 0;
     for (int l = 0; l < m->nl; l++) {
         m->woff[l] = n;
         n += m->dim[l] * m->dim[l + 1];
         m->boff[l] = n;
         n += m->dim[l + 1];
-        widest = m->dim[l + 1] > widest ? m->dim[l + 1] : widest;
     }
     m->nparams = n;
     m->p = xcalloc(n, sizeof *m->p);
@@ -281,7 +283,9 @@ static void mlp_init(struct mlp *m, long width, long depth, size_t rows, uint64_
         m->act[l] = xcalloc(rows * m->dim[l], sizeof(float));
     for (int l = 0; l < m->nl; l++)
         m->dz[l] = xcalloc(rows * m->dim[l + 1], sizeof(float));
-    m->wt = xcalloc(widest * widest, sizeof(float));
+    m->gemm = gemm_create(NULL);
+    if (!m->gemm)
+        die("out of memory for the matrix product's buffers");
     /* He-uniform weights (bound sqrt(6 / fan_in)), zero biases: the same on every rank */
     uint64_t s = seed * UINT64_C(0x2545F4914F6CDD1D) + 1;
     for (int l = 0; l < m->nl; l++) {
@@ -291,7 +295,6 @@ static void mlp_init(struct mlp *m, long width, long depth, size_t rows, uint64_
     }
 }
 
-/* Eight floats in one value; aligned(4) and may_alias let it point into float arrays. */
 static void mlp_free(struct mlp *m)
 {
     for (int l = 0; l <= m->nl; l++)
@@ -300,57 +303,9 @@ static void mlp_free(struct mlp *m)
         free(m->dz[l]);
     free(m->act);
     free(m->dz);
-    free(m->wt);
+    gemm_destroy(m->gemm);
     free(m->p);
     free(m->grad);
-}
-
-typedef float v8 __attribute__((vector_size(32), aligned(4), may_alias));
-
-/* C[M x N] += A' B with A'[i][k] = A[i * ai + k * ak] (A or its transpose, by strides)
-   and B[K x N] row-major: four rows of C are updated per pass over B, eight columns at a
-   time, and a k whose four A' values are all zero (ReLU, blank pixels) is skipped. */
-static void gemm_acc(size_t M, size_t N, size_t K, const float *A, size_t ai, size_t ak,
-                     const float *restrict B, float *restrict C)
-{
-    size_t i = 0;
-    for (; i + 4 <= M; i += 4) {
-        float *c0 = C + i * N, *c1 = c0 + N, *c2 = c1 + N, *c3 = c2 + N;
-        for (size_t k = 0; k < K; k++) {
-            const float *a = A + i * ai + k * ak;
-            float a0 = a[0], a1 = a[ai], a2 = a[2 * ai], a3 = a[3 * ai];
-            if (a0 == 0 && a1 == 0 && a2 == 0 && a3 == 0)
-                continue;
-            const float *b = B + k * N;
-            v8 v0 = {a0, a0, a0, a0, a0, a0, a0, a0}, v1 = {a1, a1, a1, a1, a1, a1, a1, a1};
-            v8 v2 = {a2, a2, a2, a2, a2, a2, a2, a2}, v3 = {a3, a3, a3, a3, a3, a3, a3, a3};
-            size_t j = 0;
-            for (; j + 8 <= N; j += 8) {
-                v8 bj = *(const v8 *)(b + j);
-                *(v8 *)(c0 + j) += v0 * bj;
-                *(v8 *)(c1 + j) += v1 * bj;
-                *(v8 *)(c2 + j) += v2 * bj;
-                *(v8 *)(c3 + j) += v3 * bj;
-            }
-            for (; j < N; j++) {
-                c0[j] += a0 * b[j];
-                c1[j] += a1 * b[j];
-                c2[j] += a2 * b[j];
-                c3[j] += a3 * b[j];
-            }
-        }
-    }
-    for (; i < M; i++) {
-        float *c = C + i * N;
-        for (size_t k = 0; k < K; k++) {
-            float a = A[i * ai + k * ak];
-            if (a == 0)
-                continue;
-            const float *b = B + k * N;
-            for (size_t j = 0; j < N; j++)
-                c[j] += a * b[j];
-        }
-    }
 }
 
 /* Forward rows images (already in act[0]); returns the summed loss and counts correct
@@ -362,12 +317,14 @@ static double mlp_forward(struct mlp *m, size_t rows, const uint8_t *labels, int
         size_t in = m->dim[l], out = m->dim[l + 1];
         float *z = m->act[l + 1];
         const float *b = m->p + m->boff[l];
+        /* z = act[l] W + b, then ReLU on hidden layers */
+        gemm_run(m->gemm, rows, out, in, m->act[l], in, 1, m->p + m->woff[l], out, 1, z, out, 0);
+        int relu = l + 1 < m->nl;
         for (size_t r = 0; r < rows; r++)
-            memcpy(z + r * out, b, out * sizeof *z);
-        gemm_acc(rows, out, in, m->act[l], in, 1, m->p + m->woff[l], z);
-        if (l + 1 < m->nl)
-            for (size_t i = 0; i < rows * out; i++)
-                z[i] = z[i] > 0 ? z[i] : 0;
+            for (size_t j = 0; j < out; j++) {
+                float v = z[r * out + j] + b[j];
+                z[r * out + j] = relu && !(v > 0) ? 0 : v;
+            }
     }
     double loss = 0;
     const float *logits = m->act[m->nl];
@@ -390,36 +347,32 @@ static double mlp_forward(struct mlp *m, size_t rows, const uint8_t *labels, int
     return loss;
 }
 
-/* Backward from dz[nl-1] into m->grad. */
+/* Backward from dz[nl-1] into m->grad (every element of it written). */
 static void mlp_backward(struct mlp *m, size_t rows)
 {
-    memset(m->grad, 0, m->nparams * sizeof *m->grad);
     for (int l = m->nl - 1; l >= 0; l--) {
         size_t in = m->dim[l], out = m->dim[l + 1];
         const float *dz = m->dz[l];
         /* dW[in x out] = act[l]^T dz, db = column sums of dz */
-        gemm_acc(in, out, rows, m->act[l], 1, in, dz, m->grad + m->woff[l]);
+        gemm_run(m->gemm, in, out, rows, m->act[l], 1, in, dz, out, 1, m->grad + m->woff[l], out,
+                 0);
         float *db = m->grad + m->boff[l];
+        memset(db, 0, out * sizeof *db);
         for (size_t r = 0; r < rows; r++)
             for (size_t j = 0; j < out; j++)
                 db[j] += dz[r * out + j];
         if (l == 0)
             break;
-        /* dz[l-1] = (dz W^T) masked by ReLU; W^T is copied so the kernel reads rows */
-        const float *w = m->p + m->woff[l];
-        for (size_t i = 0; i < in; i++)
-            for (size_t j = 0; j < out; j++)
-                m->wt[j * in + i] = w[i * out + j];
+        /* dz[l-1] = (dz W^T) masked by ReLU; W^T is read through strides, not copied */
         float *prev = m->dz[l - 1];
-        memset(prev, 0, rows * in * sizeof *prev);
-        gemm_acc(rows, in, out, dz, out, 1, m->wt, prev);
+        gemm_run(m->gemm, rows, in, out, dz, out, 1, m->p + m->woff[l], 1, out, prev, in, 0);
         const float *a = m->act[l];
         for (size_t i = 0; i < rows * in; i++)
             prev[i] = a[i] > 0 ? prev[i] : 0;
     }
 }
 
-/* Pixels scaled to [0, 1]: blank pixels stay exactly 0, which the kernel skips. */
+/* Pixels scaled to [0, 1]. */
 static void load_rows(struct mlp *m, const struct dataset *d, const size_t *idx, size_t rows,
                       uint8_t *labels)
 {
