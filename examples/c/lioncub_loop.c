@@ -11,9 +11,11 @@
  * bytes, compared with an allreduce of MIN and MAX), and training resumed from a
  * checkpoint reproduces the same parameters bit for bit -- and exits 1 otherwise.
  */
+#define _POSIX_C_SOURCE 200809L /* getpid */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <pride/pride.h>
 
@@ -100,7 +102,8 @@ int main(int argc, char **argv)
         return 1;
     }
     int rank = pride_rank(ctx);
-    snprintf(ckpt, sizeof ckpt, "lioncub_loop.rank%d.ckpt", rank);
+    /* each rank its own file, named by its process so that runs side by side differ */
+    snprintf(ckpt, sizeof ckpt, "lioncub_loop.%ld.rank%d.ckpt", (long)getpid(), rank);
 
     /* one tensor per layer: l1's scale and selective sync are per tensor */
     const pride_tensor_t tensors[] = {{"weight", 0, OUT * IN}, {"bias", OUT * IN, OUT}};
