@@ -32,15 +32,14 @@
    Allreduce, algorithm "auto": tree (recursive doubling) up to TREE_MAX bytes
    (TREE_MAX_FEW on 2 or 3 ranks), then, from 4 ranks on, recursive halving-doubling
    up to RHD_MAX_PER_RANK bytes times the rank count, then the ring. Measured with
-   float32 sum on the 2-core build machine over loopback TCP, ranks under SCHED_FIFO
-   (pride-bench medians of 3 runs; README, "Results"): tree and rhd are level up to
-   256 KiB on 4 to 8 ranks, tree ahead of everything to 256 KiB on 3; rhd ahead of
-   the ring at 1 MiB on 4 ranks (1.13 vs 1.42 ms), at 1 MiB on 6 (1.67 vs 1.98 ms)
-   and to 4 MiB on 8 (12.0 vs 13.8 ms); the ring ahead from 2 MiB on 4 ranks and from
-   1 MiB on 3. */
+   float32 sum on the 2-core build machine over loopback TCP, idle (pride-bench,
+   medians of 3 runs): tree and rhd are level up to 256 KiB on 4 to 8 ranks, tree
+   ahead of everything to 256 KiB on 3; rhd ahead of the ring up to 4 MiB on 4 ranks
+   (4 MiB: 5.5 vs 6.5 ms) and up to 8 MiB on 8 (28 vs 37 ms), the ring ahead from
+   8 MiB on 4 ranks (11.1 vs 12.1 ms), 16 MiB on 8, and from 1 MiB on 3. */
 #define ALGO_ALLREDUCE_TREE_MAX_BYTES ((size_t)64 << 10)
 #define ALGO_ALLREDUCE_TREE_MAX_BYTES_FEW ((size_t)256 << 10)
-#define ALGO_ALLREDUCE_RHD_MAX_PER_RANK ((size_t)256 << 10)
+#define ALGO_ALLREDUCE_RHD_MAX_PER_RANK ((size_t)1 << 20)
 /* Broadcast and reduce: binomial tree up to these many bytes, pipelined chain above.
    Measured (P = 4, 8; same caveats): a broadcast tree beats the chain up to 1-4 MiB
    on 4 ranks but only to about 128 KiB on 8 (its root sends log P copies); for

@@ -449,6 +449,10 @@ static void peer_read(struct pride_tp *tp, struct tcp_peer *p)
                 p->stage_off = 0;
                 p->stage_len = (size_t)n;
                 stage_consume(tp, p);
+                /* a short read emptied the socket: the next recv would only say
+                   EAGAIN (epoll reports the socket again when more comes) */
+                if ((size_t)n < want && p->stage_len == 0 && p->rstate == TCP_R_HDR)
+                    return;
                 continue;
             }
         }
