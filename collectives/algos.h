@@ -33,11 +33,13 @@
    (TREE_MAX_FEW on 2 or 3 ranks), then, from 4 ranks on, recursive halving-doubling
    up to RHD_MAX_PER_RANK bytes times the rank count, then the ring. Measured with
    float32 sum on the 2-core build machine over loopback TCP, idle (pride-bench,
-   medians of 3 runs): tree and rhd are level up to 256 KiB on 4 to 8 ranks, tree
+   medians of 3 runs): tree and rhd are level from 16 to 256 KiB on 4 to 8 ranks, and
+   on links that bound the bytes (1 Gbit/s) rhd's 2(P-1)/P of the vector beats the
+   tree's log P whole vectors (64 KiB on 4 hosts: 0.82 of line rate by tree), tree
    ahead of everything to 256 KiB on 3; rhd ahead of the ring up to 4 MiB on 4 ranks
    (4 MiB: 5.5 vs 6.5 ms) and up to 8 MiB on 8 (28 vs 37 ms), the ring ahead from
    8 MiB on 4 ranks (11.1 vs 12.1 ms), 16 MiB on 8, and from 1 MiB on 3. */
-#define ALGO_ALLREDUCE_TREE_MAX_BYTES ((size_t)64 << 10)
+#define ALGO_ALLREDUCE_TREE_MAX_BYTES ((size_t)16 << 10)
 #define ALGO_ALLREDUCE_TREE_MAX_BYTES_FEW ((size_t)256 << 10)
 #define ALGO_ALLREDUCE_RHD_MAX_PER_RANK ((size_t)1 << 20)
 /* Broadcast and reduce: binomial tree up to these many bytes, pipelined chain above.
