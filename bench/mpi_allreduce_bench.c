@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include <mpi.h>
+#include "../tools/tool_size.h"
 
 #define MB_EXIT_USAGE 2
 
@@ -32,29 +33,6 @@ static const char mb_usage[] =
     "  MPI_Allreduce of float32 sums; sizes in bytes with K/M/G (powers of 1024);\n"
     "  defaults -b 8 -e 64M -f 2 -n 20 -w 5. Columns as pride-bench.\n";
 
-static int mb_parse_size(const char *s, size_t *out)
-{
-    char *end;
-    errno = 0;
-    if (*s < '0' || *s > '9')
-        return -1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno)
-        return -1;
-    unsigned shift = 0;
-    switch (*end) {
-    case 'k': case 'K': shift = 10; end++; break;
-    case 'm': case 'M': shift = 20; end++; break;
-    case 'g': case 'G': shift = 30; end++; break;
-    default: break;
-    }
-    if (*end == 'B' || *end == 'b')
-        end++;
-    if (*end || v > (SIZE_MAX >> shift))
-        return -1;
-    *out = (size_t)(v << shift);
-    return 0;
-}
 
 static int mb_parse_long(const char *s, long min, long *out)
 {
@@ -86,9 +64,9 @@ static int mb_parse(int argc, char **argv, struct mb_opts *o, char *err, size_t 
         long l;
         int bad = 0;
         if (!strcmp(a, "-b"))
-            bad = mb_parse_size(v, &o->min_bytes);
+            bad = tool_parse_size(v, &o->min_bytes);
         else if (!strcmp(a, "-e"))
-            bad = mb_parse_size(v, &o->max_bytes);
+            bad = tool_parse_size(v, &o->max_bytes);
         else if (!strcmp(a, "-f"))
             bad = mb_parse_long(v, 2, &l) || (o->factor = (unsigned long)l, 0);
         else if (!strcmp(a, "-n"))

@@ -38,6 +38,7 @@
 #include <time.h>
 
 #include <pride/pride.h>
+#include "tool_size.h"
 
 /* The allgather baseline, declared in collectives/vote_internal.h (tools see only
    include/; the static library resolves it). */
@@ -180,30 +181,6 @@ static void bench_die_usage(const char *fmt, ...)
     exit(BENCH_EXIT_USAGE);
 }
 
-/* A byte count with an optional K/M/G suffix (powers of 1024). */
-static int bench_parse_size(const char *s, size_t *out)
-{
-    char *end;
-    errno = 0;
-    if (*s < '0' || *s > '9')
-        return -1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno)
-        return -1;
-    unsigned shift = 0;
-    switch (*end) {
-    case 'k': case 'K': shift = 10; end++; break;
-    case 'm': case 'M': shift = 20; end++; break;
-    case 'g': case 'G': shift = 30; end++; break;
-    default: break;
-    }
-    if (*end == 'B' || *end == 'b')
-        end++;
-    if (*end || v > (SIZE_MAX >> shift))
-        return -1;
-    *out = (size_t)(v << shift);
-    return 0;
-}
 
 static int bench_parse_long(const char *s, long min, long *out)
 {
@@ -244,11 +221,11 @@ static void bench_parse(int argc, char **argv, struct bench_opts *o)
             o->coll = &bench_colls[i];
             break;
         case 'b':
-            if (bench_parse_size(optarg, &o->min_bytes))
+            if (tool_parse_size(optarg, &o->min_bytes))
                 bench_die_usage("bad size '%s' for -b", optarg);
             break;
         case 'e':
-            if (bench_parse_size(optarg, &o->max_bytes))
+            if (tool_parse_size(optarg, &o->max_bytes))
                 bench_die_usage("bad size '%s' for -e", optarg);
             break;
         case 'f':

@@ -19,6 +19,7 @@
 
 #include "../collectives/reduce_kernels_impl.h"
 #include "pride/pride.h"
+#include "tool_size.h"
 
 #define NDTYPES (PRIDE_FLOAT64 + 1)
 #define NOPS (PRIDE_AVG + 1)
@@ -58,38 +59,6 @@ static void kbench_usage(FILE *f)
             RUNS);
 }
 
-static int kbench_parse_size(const char *s, size_t *out)
-{
-    char *end;
-    unsigned long long v;
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (errno || end == s || *s == '-')
-        return -1;
-    switch (*end) {
-    case 'k':
-    case 'K':
-        v <<= 10;
-        end++;
-        break;
-    case 'm':
-    case 'M':
-        v <<= 20;
-        end++;
-        break;
-    case 'g':
-    case 'G':
-        v <<= 30;
-        end++;
-        break;
-    default:
-        break;
-    }
-    if (*end != '\0' || v == 0 || v > ((unsigned long long)1 << 40))
-        return -1;
-    *out = (size_t)v;
-    return 0;
-}
 
 static int kbench_lookup(const char *name, const char *const *names, int n)
 {
@@ -119,7 +88,7 @@ static int kbench_parse(int argc, char **argv, struct kbench_opts *o)
         }
         i++;
         if (strcmp(arg, "--size") == 0) {
-            if (kbench_parse_size(val, &o->size) != 0) {
+            if (tool_parse_size(val, &o->size) != 0 || o->size == 0 || o->size > ((size_t)1 << 40)) {
                 fprintf(stderr, "pride-kbench: --size wants a positive byte count up to 1 TiB "
                                 "(e.g. 1048576 or 64m), got '%s'\n", val);
                 return -1;

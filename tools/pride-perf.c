@@ -36,6 +36,7 @@
 #include <pride/pride.h>
 
 #include "coll.h"
+#include "tool_size.h"
 
 #define PERF_EXIT_FAIL 1
 #define PERF_EXIT_USAGE 2
@@ -142,43 +143,6 @@ static void perf_die_usage(const char *fmt, ...)
     exit(PERF_EXIT_USAGE);
 }
 
-/* A byte count with an optional K/M/G suffix (powers of 1024). */
-static int perf_parse_size(const char *s, size_t *out)
-{
-    char *end;
-    errno = 0;
-    if (*s < '0' || *s > '9')
-        return -1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno)
-        return -1;
-    unsigned shift = 0;
-    switch (*end) {
-    case 'k':
-    case 'K':
-        shift = 10;
-        end++;
-        break;
-    case 'm':
-    case 'M':
-        shift = 20;
-        end++;
-        break;
-    case 'g':
-    case 'G':
-        shift = 30;
-        end++;
-        break;
-    default:
-        break;
-    }
-    if (*end == 'B' || *end == 'b')
-        end++;
-    if (*end || v > (SIZE_MAX >> shift))
-        return -1;
-    *out = (size_t)(v << shift);
-    return 0;
-}
 
 static int perf_parse_long(const char *s, long min, long max, long *out)
 {
@@ -227,7 +191,7 @@ static void perf_parse(int argc, char **argv, struct perf_opts *o)
                 perf_die_usage("unknown test '%s' for -t (bw or lat)", optarg);
             break;
         case 's':
-            if (perf_parse_size(optarg, &o->size) || o->size < 1 || o->size > PERF_MAX_SIZE)
+            if (tool_parse_size(optarg, &o->size) || o->size < 1 || o->size > PERF_MAX_SIZE)
                 perf_die_usage("bad size '%s' for -s (1 .. 1G bytes)", optarg);
             break;
         case 'a':

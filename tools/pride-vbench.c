@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "../collectives/bitplane.h"
+#include "tool_size.h"
 
 #define VBENCH_MAXCFG 16
 #define VBENCH_KINDS 3 /* add, majority, add+majority */
@@ -73,27 +74,6 @@ static void vbench_usage(FILE *f)
             "memcpy(dst, src, size); traffic counts every plane read or written.\n");
 }
 
-static int vbench_parse_size(const char *s, size_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || s[0] == '-')
-        return -1;
-    unsigned long long mul = 1;
-    if (*end == 'K' || *end == 'k')
-        mul = 1ull << 10;
-    else if (*end == 'M' || *end == 'm')
-        mul = 1ull << 20;
-    else if (*end == 'G' || *end == 'g')
-        mul = 1ull << 30;
-    if (mul != 1)
-        end++;
-    if (*end != '\0' || v == 0 || v > (1ull << 40) / mul)
-        return -1;
-    *out = (size_t)(v * mul);
-    return 0;
-}
 
 static int vbench_parse_long(const char *s, long lo, long hi, long *out)
 {
@@ -289,7 +269,7 @@ int main(int argc, char **argv)
         }
         i++;
         if (!strcmp(a, "--size")) {
-            if (vbench_parse_size(v, &o.size) != 0 || o.size % 8 != 0) {
+            if (tool_parse_size(v, &o.size) != 0 || o.size == 0 || o.size > ((size_t)1 << 40) || o.size % 8 != 0) {
                 fprintf(stderr, "pride-vbench: --size %s: want a positive multiple of 8 bytes\n",
                         v);
                 return 2;
