@@ -1,9 +1,9 @@
 /*
  * A few large buffers kept for reuse. A fresh large malloc is fresh pages (glibc maps
  * big blocks and unmaps them on free), and faulting them in costs more than the copy
- * or reduction they are wanted for: the tcp backend keeps the buffers of frames that
- * came before their receive here, the collectives their scratch space. Thread-safe.
- * Internal.
+ * or reduction they are wanted for. One per context (ctx->scratch): the tcp backend
+ * keeps the payloads of frames that came before their receive there, the collectives
+ * their scratch space. Thread-safe. Internal.
  */
 #ifndef PRIDE_BUFCACHE_H
 #define PRIDE_BUFCACHE_H

@@ -40,7 +40,8 @@ struct pride_context {
     atomic_ullong bytes_sent, bytes_received, messages_sent, messages_received,
         header_bytes_sent, unexpected_messages, unexpected_bytes;
 
-    struct pride_bufcache scratch; /* the collectives' scratch buffers, reused */
+    struct pride_bufcache scratch; /* large buffers reused: collectives' scratch, tcp's
+                                      unexpected payloads */
 
     struct pride_worker *worker;
     void (*worker_stop)(pride_context_t *ctx); /* set by whoever starts the worker */

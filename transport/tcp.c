@@ -110,7 +110,7 @@ static struct tcp_unexp *ux_new(struct pride_tp *tp, const struct pride_frame_hd
     if (!u)
         return NULL;
     u->hdr = *h;
-    u->data = pride_buf_get(&tp->uxbufs, h->len, &u->cap);
+    u->data = pride_buf_get(&tp->ctx->scratch, h->len, &u->cap);
     if (h->len && !u->data) {
         free(u);
         return NULL;
@@ -124,7 +124,7 @@ static void ux_free(struct pride_tp *tp, struct tcp_unexp *u)
 {
     if (!u)
         return;
-    pride_buf_put(&tp->uxbufs, u->data, u->cap);
+    pride_buf_put(&tp->ctx->scratch, u->data, u->cap);
     free(u);
 }
 
@@ -951,7 +951,6 @@ static void tcp_close(struct pride_tp *tp)
         ux_free(tp, p->rux);
         free(p->stage);
     }
-    pride_bufcache_destroy(&tp->uxbufs);
     free(tp->peers);
     if (tp->epfd >= 0)
         close(tp->epfd);
@@ -973,7 +972,6 @@ static int tcp_open(pride_context_t *ctx, struct pride_tp **out)
     tp->epfd = tp->wakefd = -1;
     tp->sys = (struct tcp_sys){.sendmsg = sys_sendmsg, .recv = sys_recv};
     pthread_mutex_init(&tp->mu, NULL);
-    pride_bufcache_init(&tp->uxbufs, (size_t)64 << 20);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

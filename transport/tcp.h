@@ -11,7 +11,6 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-#include "bufcache.h"
 #include "ctx.h"
 #include "transport.h"
 
@@ -20,8 +19,7 @@ struct tcp_unexp {
     struct tcp_unexp *next;
     struct pride_frame_hdr hdr;
     char *data;
-    size_t cap; /* data's size, for the buffer cache */
-    size_t got;
+    size_t cap; /* data's size, for the context's buffer cache */
 };
 
 
@@ -91,7 +89,6 @@ struct pride_tp {
     uint64_t last_seq; /* the latest collective this rank posted for */
     struct tcp_seqslot seqs[TCP_SEQ_SLOTS];
     struct tcp_sys sys;
-    struct pride_bufcache uxbufs; /* payload buffers of unexpected frames */
 };
 
 #define TCP_STAGE_SIZE (64 * 1024)

@@ -198,6 +198,10 @@ static struct verbs_unexp *ux_new(struct pride_tp *tp, struct verbs_peer *p,
     if (copy)
         memcpy(copy, data, h->len);
     u->data = copy;
+    if (data) { /* an RTS leaves its payload with the sender: nothing is buffered */
+        atomic_fetch_add(&tp->ctx->unexpected_messages, 1);
+        atomic_fetch_add(&tp->ctx->unexpected_bytes, h->len);
+    }
     ux_append(p, u);
     return u;
 }

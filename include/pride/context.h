@@ -79,7 +79,9 @@ typedef struct pride_stats {
     unsigned long long messages_received; /**< frames received */
     unsigned long long header_bytes_sent; /**< framing overhead, not counted in bytes_sent */
     unsigned long long unexpected_messages; /**< frames that came before their receive was
-                                                 posted and were buffered (then copied) */
+                                                 posted and were buffered (then copied);
+                                                 tcp and verbs count them, ofi leaves that
+                                                 to the provider and reports 0 */
     unsigned long long unexpected_bytes;    /**< payload bytes of those frames */
 } pride_stats_t;
 
