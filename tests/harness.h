@@ -40,6 +40,19 @@
         }                                                                                 \
     } while (0)
 
+/* A status check that says what came instead (and why) when it fails. */
+#define HCHECK_STATUS(ctx, got, cond)                                                     \
+    do {                                                                                  \
+        int hst_ = (got);                                                                 \
+        if (!(cond)) {                                                                    \
+            fprintf(stderr, "%s:%d: check failed: %s (status %s: %s)\n", __FILE__,        \
+                    __LINE__, #cond, pride_strerror(hst_),                                \
+                    (ctx) ? pride_last_error(ctx) : "");                                  \
+            fflush(stderr);                                                               \
+            _exit(1);                                                                     \
+        }                                                                                 \
+    } while (0)
+
 typedef int (*harness_fn)(pride_context_t *ctx, int rank, int nranks, void *arg);
 typedef int (*harness_raw_fn)(int rank, int nranks, const char *store, void *arg);
 

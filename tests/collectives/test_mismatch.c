@@ -102,12 +102,12 @@ static int mm_run(pride_context_t *ctx, int rank, int P, void *arg)
     /* One good collective first, so the mismatch is not in the first sequence number.
        A rank still finishing it may already hear that others failed the next one. */
     int st = pride_allreduce(ctx, buf, buf, 3, PRIDE_INT32, PRIDE_SUM);
-    HCHECK(st == PRIDE_OK || st == PRIDE_ERR_MISMATCH);
+    HCHECK_STATUS(ctx, st, st == PRIDE_OK || st == PRIDE_ERR_MISMATCH);
     st = mm_call(ctx, s, buf);
     if (st != PRIDE_ERR_MISMATCH) {
         fprintf(stderr, "%s: rank %d of %d got %s (%s), expected a mismatch\n", mc->name, rank, P,
                 pride_strerror(st), pride_last_error(ctx));
-        HCHECK(st == PRIDE_ERR_MISMATCH);
+        HCHECK_STATUS(ctx, st, st == PRIDE_ERR_MISMATCH);
     }
     HCHECK(strlen(pride_last_error(ctx)) > 0);
     /* the context stays failed */

@@ -292,7 +292,7 @@ static int rank_mismatch(pride_context_t *ctx, int rank, int P, void *arg)
     int st = pride_vote(ctx, in, out, nbits, tie);
     if (st != PRIDE_ERR_MISMATCH)
         fprintf(stderr, "rank %d: got %s (%s)\n", rank, pride_strerror(st), pride_last_error(ctx));
-    HCHECK(st == PRIDE_ERR_MISMATCH);
+    HCHECK_STATUS(ctx, st, st == PRIDE_ERR_MISMATCH);
     return 0;
 }
 

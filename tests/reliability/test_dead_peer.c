@@ -87,7 +87,7 @@ static int victim_run(pride_context_t *ctx, int rank, const struct victim *v)
     snprintf(dead, sizeof dead, "rank %d", v->rank);
     if (st != PRIDE_ERR_PEER && st != PRIDE_ERR_TIMEOUT)
         fprintf(stderr, "rank %d: %s: %s\n", rank, pride_strerror(st), e);
-    HCHECK(st == PRIDE_ERR_PEER || st == PRIDE_ERR_TIMEOUT);
+    HCHECK_STATUS(ctx, st, st == PRIDE_ERR_PEER || st == PRIDE_ERR_TIMEOUT);
     HCHECK(now_ms() - t0 <= TIMEOUT_MS + 1000);
     if (!strstr(e, dead) || !strstr(e, v->coll))
         fprintf(stderr, "rank %d: the error does not name %s and %s: %s\n", rank, dead, v->coll,

@@ -63,7 +63,7 @@ static int run_rank(pride_context_t *ctx, int rank, int n, void *arg)
         fprintf(stderr, "rank %d: %s: %s\n", rank, pride_strerror(st), pride_last_error(ctx));
     HCHECK(st != REL_WRONG);
     HCHECK(r->expect != MUST_PASS || st == PRIDE_OK);
-    HCHECK(st == PRIDE_OK || st == PRIDE_ERR_PEER || st == PRIDE_ERR_TIMEOUT);
+    HCHECK_STATUS(ctx, st, st == PRIDE_OK || st == PRIDE_ERR_PEER || st == PRIDE_ERR_TIMEOUT);
     if (r->expect == MUST_FAIL && rank == r->fail_rank) {
         HCHECK(st != PRIDE_OK);
         HCHECK(!r->said || strstr(pride_last_error(ctx), r->said));

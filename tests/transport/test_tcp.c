@@ -217,12 +217,38 @@ static int receiver_dies(pride_context_t *ctx, int rank, int n, void *arg)
         st = coll_wait(&c, xs, 1);
     }
     st = coll_end(&c, st);
-    HCHECK(st == PRIDE_ERR_PEER || st == PRIDE_ERR_TIMEOUT);
+    HCHECK_STATUS(ctx, st, st == PRIDE_ERR_PEER || st == PRIDE_ERR_TIMEOUT);
     HCHECK(strstr(pride_last_error(ctx), "rank 1") != NULL);
     /* the context stays failed: the next call fails at once */
     HCHECK(coll_begin(&c, ctx, PRIDE_COLL_P2P, 0, 0, 0, -1) == st);
     free(buf);
     return 0;
+}
+
+/* Sends at most 1 MiB in all, then kills its process: whatever the scheduling, the
+   peer sees the connection end in the middle of the frame. */
+static ssize_t sendmsg_then_die(void *user, int fd, const struct msghdr *m, int flags)
+{
+    (void)user;
+    static size_t sent;
+    const size_t cap = 1u << 20;
+    if (sent >= cap)
+        raise(SIGKILL);
+    struct iovec iov[8];
+    struct msghdr mh = *m;
+    size_t room = cap - sent, k = 0;
+    for (; k < m->msg_iovlen && k < 8 && room; k++) {
+        iov[k] = m->msg_iov[k];
+        if (iov[k].iov_len > room)
+            iov[k].iov_len = room;
+        room -= iov[k].iov_len;
+    }
+    mh.msg_iov = iov;
+    mh.msg_iovlen = k;
+    ssize_t r = sendmsg(fd, &mh, flags);
+    if (r > 0)
+        sent += (size_t)r;
+    return r;
 }
 
 /* The sender dies in the middle of a frame; the receiver must get PEER. */
@@ -237,8 +263,11 @@ static int sender_dies(pride_context_t *ctx, int rank, int n, void *arg)
     HCHECK_OK(ctx, coll_begin(&c, ctx, PRIDE_COLL_P2P, 0, 0, len, -1));
     struct pride_xfer x;
     if (rank == 1) {
-        HCHECK_OK(ctx, coll_isend(&c, &x, 0, 0, buf, len)); /* writes what the socket takes */
-        raise(SIGKILL);
+        ctx->tp->sys.sendmsg = sendmsg_then_die;
+        HCHECK_OK(ctx, coll_isend(&c, &x, 0, 0, buf, len));
+        struct pride_xfer *xs[1] = {&x};
+        coll_wait(&c, xs, 1); /* dies in here at the latest */
+        HCHECK(!"the sender outlived its 1 MiB");
     }
     int st = coll_irecv(&c, &x, 1, 0, buf, len);
     if (st == PRIDE_OK) {
@@ -246,7 +275,7 @@ static int sender_dies(pride_context_t *ctx, int rank, int n, void *arg)
         st = coll_wait(&c, xs, 1);
     }
     st = coll_end(&c, st);
-    HCHECK(st == PRIDE_ERR_PEER);
+    HCHECK_STATUS(ctx, st, st == PRIDE_ERR_PEER);
     HCHECK(strstr(pride_last_error(ctx), "rank 1") != NULL);
     free(buf);
     return 0;
@@ -284,7 +313,7 @@ static int garbage_frame(pride_context_t *ctx, int rank, int n, void *arg)
         st = coll_wait(&c, xs, 1);
     }
     st = coll_end(&c, st);
-    HCHECK(st == PRIDE_ERR_PEER);
+    HCHECK_STATUS(ctx, st, st == PRIDE_ERR_PEER);
     HCHECK(strstr(pride_last_error(ctx), "malformed") != NULL);
     return 0;
 }
@@ -328,7 +357,7 @@ static int abort_wakes(pride_context_t *ctx, int rank, int n, void *arg)
     struct pride_xfer *xs[1] = {&x};
     int st = coll_end(&c, coll_wait(&c, xs, 1));
     pthread_join(th, NULL);
-    HCHECK(st == PRIDE_ERR_ABORTED);
+    HCHECK_STATUS(ctx, st, st == PRIDE_ERR_ABORTED);
     return 0;
 }
 
@@ -349,7 +378,7 @@ static int times_out(pride_context_t *ctx, int rank, int n, void *arg)
     HCHECK_OK(ctx, coll_irecv(&c, &x, 1, 0, buf, sizeof buf));
     struct pride_xfer *xs[1] = {&x};
     int st = coll_end(&c, coll_wait(&c, xs, 1));
-    HCHECK(st == PRIDE_ERR_TIMEOUT);
+    HCHECK_STATUS(ctx, st, st == PRIDE_ERR_TIMEOUT);
     HCHECK(strstr(pride_last_error(ctx), "waiting for rank 1") != NULL);
     return 0;
 }

@@ -293,13 +293,13 @@ static int mismatch(pride_context_t *ctx, int rank, int n, void *arg)
     int st = p2p(ctx, 0, 1, 0, buf, want, 1);
     free(buf);
     if (rank == 1) {
-        HCHECK(st == PRIDE_ERR_MISMATCH);
+        HCHECK_STATUS(ctx, st, st == PRIDE_ERR_MISMATCH);
         HCHECK(strstr(pride_last_error(ctx), "this rank expected") != NULL);
     } else {
-        HCHECK(st == PRIDE_ERR_MISMATCH || st == PRIDE_OK);
+        HCHECK_STATUS(ctx, st, st == PRIDE_ERR_MISMATCH || st == PRIDE_OK);
         if (st == PRIDE_OK) /* an eager send completes at once; the next wait hears of it */
             st = p2p(ctx, 1, 0, 1, NULL, 0, 1);
-        HCHECK(st == PRIDE_ERR_MISMATCH);
+        HCHECK_STATUS(ctx, st, st == PRIDE_ERR_MISMATCH);
         HCHECK(strstr(pride_last_error(ctx), "rank 1") != NULL);
     }
     return 0;
@@ -313,10 +313,10 @@ static int meta_mismatch(pride_context_t *ctx, int rank, int n, void *arg)
     char buf[20000];
     int st = p2p(ctx, 0, 1, 0, buf, sizeof buf, rank == 0 ? 5 : 6);
     if (rank == 1) {
-        HCHECK(st == PRIDE_ERR_MISMATCH);
+        HCHECK_STATUS(ctx, st, st == PRIDE_ERR_MISMATCH);
         HCHECK(strstr(pride_last_error(ctx), "count") != NULL);
     } else {
-        HCHECK(st == PRIDE_ERR_MISMATCH);
+        HCHECK_STATUS(ctx, st, st == PRIDE_ERR_MISMATCH);
     }
     return 0;
 }
@@ -360,7 +360,7 @@ static int garbage_message(pride_context_t *ctx, int rank, int n, void *arg)
     }
     char buf[16];
     int st = p2p(ctx, 1, 0, 0, buf, sizeof buf, 1);
-    HCHECK(st == PRIDE_ERR_PEER);
+    HCHECK_STATUS(ctx, st, st == PRIDE_ERR_PEER);
     HCHECK(strstr(pride_last_error(ctx), "rank 1 sent a malformed message") != NULL);
     return 0;
 }
@@ -398,7 +398,7 @@ static int abort_wakes(pride_context_t *ctx, int rank, int n, void *arg)
     char buf[8];
     int st = p2p(ctx, 1, 0, 0, buf, sizeof buf, 1);
     pthread_join(th, NULL);
-    HCHECK(st == PRIDE_ERR_ABORTED);
+    HCHECK_STATUS(ctx, st, st == PRIDE_ERR_ABORTED);
     return 0;
 }
 
@@ -412,7 +412,7 @@ static int times_out(pride_context_t *ctx, int rank, int n, void *arg)
     }
     char buf[8];
     int st = p2p(ctx, 1, 0, 0, buf, sizeof buf, 1);
-    HCHECK(st == PRIDE_ERR_TIMEOUT);
+    HCHECK_STATUS(ctx, st, st == PRIDE_ERR_TIMEOUT);
     HCHECK(strstr(pride_last_error(ctx), "waiting for rank 1") != NULL);
     return 0;
 }
@@ -441,7 +441,7 @@ static int receiver_dies(pride_context_t *ctx, int rank, int n, void *arg)
     char *buf = calloc(1, len);
     HCHECK(buf);
     int st = p2p(ctx, 0, 1, 0, buf, len, 1);
-    HCHECK(st == PRIDE_ERR_PEER);
+    HCHECK_STATUS(ctx, st, st == PRIDE_ERR_PEER);
     HCHECK(strstr(pride_last_error(ctx), "rank 1") != NULL);
     struct coll c; /* the context stays failed */
     HCHECK(coll_begin(&c, ctx, PRIDE_COLL_P2P, 0, 0, 0, -1) == st);
@@ -466,7 +466,7 @@ static int sender_dies(pride_context_t *ctx, int rank, int n, void *arg)
         raise(SIGKILL);
     }
     int st = p2p(ctx, 1, 0, 0, buf, len, 1);
-    HCHECK(st == PRIDE_ERR_PEER);
+    HCHECK_STATUS(ctx, st, st == PRIDE_ERR_PEER);
     HCHECK(strstr(pride_last_error(ctx), "rank 1") != NULL);
     free(buf);
     return 0;
@@ -503,7 +503,7 @@ static int qp_fault(pride_context_t *ctx, int rank, int n, void *arg)
     const char *e = pride_last_error(ctx);
     if (st != PRIDE_ERR_PEER || !strstr(e, rank == 0 ? "rank 1" : "rank 0"))
         fprintf(stderr, "rank %d: %s: %s\n", rank, pride_strerror(st), e);
-    HCHECK(st == PRIDE_ERR_PEER);
+    HCHECK_STATUS(ctx, st, st == PRIDE_ERR_PEER);
     HCHECK(strstr(e, rank == 0 ? "rank 1" : "rank 0") != NULL);
     /* Rank 0's write either runs out of retries against the dead QP, or is flushed
        when rank 1, failing, disconnects first: which comes first is a race, on a
