@@ -706,8 +706,11 @@ static void block(struct pride_tp *tp, int64_t deadline)
     int *who = tp->pwho;
     int n = 0;
     int64_t now = pride_now_ns();
+    /* a peer's death found now ends the caller's wait; a context failed before
+       (broadcast_error waiting for its buffers) still sleeps */
+    int failed = pride_ctx_status(tp->ctx) != PRIDE_OK;
     int64_t until = dead_check(tp, now);
-    if (pride_ctx_status(tp->ctx))
+    if (!failed && pride_ctx_status(tp->ctx))
         return;
     if (deadline < until)
         until = deadline;

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -156,10 +157,15 @@ static const struct mm_case cases[] = {
 static void test_mismatch(void **state)
 {
     (void)state;
-    static const int sizes[] = {2, 3, 5};
+    /* The check itself is the collectives' (the same code over every transport): on
+       tcp every case runs on 2, 3 and 5 ranks; the other backends, which only have to
+       carry the failure, run on 2 and 5 (the two-rank path and a non-power of two). */
+    static const int sizes[] = {2, 5, 3};
+    const char *tr = getenv("PRIDE_TRANSPORT");
+    size_t nsizes = tr && *tr && strcmp(tr, "tcp") != 0 ? 2 : 3;
     struct harness_opts opts = {.timeout_ms = 15000, .guard_s = 120};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        for (size_t j = 0; j < sizeof sizes / sizeof sizes[0]; j++) {
+        for (size_t j = 0; j < nsizes; j++) {
             char dir[] = "/tmp/pride-mismatch-XXXXXX", cmd[64];
             assert_non_null(mkdtemp(dir));
             struct mm_arg ma = {&cases[i], dir};
