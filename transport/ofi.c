@@ -716,15 +716,21 @@ static void block(struct pride_tp *tp, int64_t deadline)
         until = deadline;
     fds[n] = (struct pollfd){tp->wakefd, POLLIN, 0};
     who[n++] = -1;
+    /* Ops the provider was not ready for (pending) are retried on a backoff; with a
+       wait fd a completion, which is what frees the provider's room, still wakes at
+       once. */
     int sleepy = tp->cq_fd < 0 || tp->pending.head;
-    if (!sleepy) {
+    if (tp->cq_fd >= 0) {
         struct fid *f = &tp->cq->fid;
         int ret = fi_trywait(tp->fabric, &f, 1);
         if (ret == -FI_EAGAIN)
             return; /* completions are queued: read them */
-        sleepy = ret != FI_SUCCESS;
-        fds[n] = (struct pollfd){tp->cq_fd, POLLIN, 0};
-        who[n++] = -1;
+        if (ret == FI_SUCCESS) {
+            fds[n] = (struct pollfd){tp->cq_fd, POLLIN, 0};
+            who[n++] = -1;
+        } else {
+            sleepy = 1;
+        }
     }
     int64_t lo = tp->bells ? BELL_BACKOFF_MIN_NS : BACKOFF_MIN_NS;
     int64_t hi = tp->bells ? BELL_BACKOFF_MAX_NS : BACKOFF_MAX_NS;
