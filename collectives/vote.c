@@ -14,7 +14,7 @@
  * n/(8P) * (sum_{k=1}^{P-1} planes(k) + P-1), about
  * 2 bits per element at P = 4 and 3 at P = 8, against 32 for a float32 allreduce.
  * The baseline allgathers every rank's whole vector instead (P-1 bits per element)
- * and counts locally.
+ * the way pride_allgather does, then counts locally (vote_gather, vote_tally).
  *
  * Pipelining: every block is cut into chunks of at most VOTE_CHUNK_WORDS words, and
  * the chunks into segments of VOTE_GROUP chunks per block. An item is (segment,
@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "algos.h"
 #include "bitplane.h"
 #include "coll.h"
 #include "vote_internal.h"
@@ -59,6 +60,7 @@ struct vote {
     const uint64_t *in;
     uint64_t *tail;   /* masked copy of the chunk that ends in a partial word, or NULL */
     uint64_t *bits;   /* allgather target, 1 plane: recvbits (baseline: all vectors) */
+    size_t bits_cap;  /* baseline: bits is coll scratch of this capacity */
     uint64_t *cnt;    /* pride_vote_count: np planes per chunk, chunk after chunk */
     uint8_t *counts;
     size_t cw, nseg, nitems;
@@ -270,6 +272,19 @@ static int vote_ring(struct vote *v)
     return st;
 }
 
+/* The baseline's exchange: every rank's whole vector to every rank, as pride_allgather
+   moves it (one direct round for small vectors, the ring with large blocks above); the
+   count follows (vote_tally). */
+static int vote_gather(struct vote *v)
+{
+    size_t blk = v->nwords * 8;
+    if (blk == 0)
+        return algo_agree(v->c);
+    if (blk * (size_t)v->P <= ALGO_ALLGATHER_DIRECT_MAX_BYTES)
+        return algo_direct(v->c, v->bits + (size_t)v->r * v->nwords, 0, v->bits, 1, blk);
+    return ring_allgather(v->c, v->bits, v->nwords * (size_t)v->P, PRIDE_UINT64);
+}
+
 /* The baseline's local count: add every rank's vector, a chunk of words at a time so
    the counter planes stay in cache, and take the majority. */
 static void vote_tally(const struct vote *v, uint64_t *recvbits, uint64_t *acc)
@@ -300,8 +315,8 @@ static void vote_release(struct vote *v)
     free(v->sent);
     free(v->slot_of);
     free(v->slots);
-    if (v->rs_steps == 0)
-        free(v->bits);
+    if (v->rs_steps == 0 && v->bits_cap) /* (before the scratch, bits is recvbits) */
+        coll_scratch_put(v->c, v->bits, v->bits_cap);
 }
 
 /* Chunk geometry, buffers, and the masked copies of this rank's input. */
@@ -357,7 +372,9 @@ static int vote_setup(struct vote *v, struct coll *c, enum pride_coll_kind kind,
         goto nomem;
     if (v->rs_steps == 0) {
         /* the baseline gathers every vector; its own goes in first, masked */
-        if (!(v->bits = vote_alloc((size_t)v->P * v->nwords)))
+        /* reused across calls: faulting in P vectors every call cost more than the count */
+        v->bits = coll_scratch(c, (size_t)v->P * v->nwords * 8 + 8, &v->bits_cap);
+        if (!v->bits)
             goto nomem;
         uint64_t *mine = v->bits + (size_t)v->r * v->nwords;
         if (v->nwords) {
@@ -415,7 +432,7 @@ static int vote_run(pride_context_t *ctx, enum pride_coll_kind kind, const uint6
     uint64_t *acc = NULL;
     st = vote_setup(&v, &c, kind, in, recvbits, counts, nbits, tie);
     if (!st)
-        st = vote_ring(&v);
+        st = kind == PRIDE_COLL_VOTE_ALLGATHER ? vote_gather(&v) : vote_ring(&v);
     if (!st && kind == PRIDE_COLL_VOTE_ALLGATHER) {
         if ((acc = vote_alloc((size_t)v.np * VOTE_CHUNK_WORDS)) != NULL)
             vote_tally(&v, recvbits, acc);
