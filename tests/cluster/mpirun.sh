@@ -7,7 +7,9 @@
 # rank ran in a different host (each reports its own eth0 address) and that an
 # MPI_Allreduce across the shaped links gives the right sums (tests/cluster/
 # mpi_netns_check.c). Also: the agent refuses an unknown host with a clear message,
-# and mpirun given such a host fails instead of hanging. The cluster is deleted on
+# and mpirun given such a host fails instead of hanging; and pride's own ranks (mpi_env,
+# mpi_boot from the build, named by PRIDE_MPI_ENV / PRIDE_MPI_BOOT) run across the hosts
+# under the same mpirun, with checked collectives. The cluster is deleted on
 # exit, pass or fail. Exit 77 (skipped, with the reason) only without root, network
 # namespaces or Open MPI.
 set -u -o pipefail
@@ -108,6 +110,38 @@ if [ $st -ne 0 ] && [ $st -ne 124 ] && [[ $out == *"10.255.255.254"* ]]; then
 else
     echo "$out" | sed 's/^/  | /'
     fail "mpirun with an unknown host: exit $st (124 = hung until the timeout)"
+fi
+
+# 5. pride's ranks, one per host, started by mpirun: mpi_env finds rank and size in
+#    OMPI_COMM_WORLD_* and its store on host 0 (rank 0 serves it); mpi_boot starts pride
+#    over MPI_COMM_WORLD with pride_mpi. pride binds eth0, so its traffic crosses the
+#    bridge. Each rank prints "rank R of N: ... ok" only when its checks passed.
+pride_ranks() { # TAG OUT STATUS: every rank's line, once, and exit status 0
+    local tag=$1 out=$2 st=$3 r missing=""
+    for ((r = 0; r < nhosts; r++)); do
+        [ "$(echo "$out" | grep -c "^rank $r of $nhosts: .* ok\$")" -eq 1 ] || missing="$missing $r"
+    done
+    if [ $st -eq 0 ] && [ -z "$missing" ]; then
+        pass "$tag"
+    else
+        echo "$out" | sed 's/^/  | /'
+        fail "$tag: exit $st, ranks without their line:${missing:- none}"
+    fi
+}
+h0=$(sed -n 1p "$hostsfile" | cut -d' ' -f2)
+if [ -n "${PRIDE_MPI_ENV:-}" ]; then
+    out=$(run_mpirun "$hostlist" "$nhosts" -x PRIDE_STORE="tcp:$h0:$((20000 + $$ % 20000))"         -x PRIDE_IFNAME=eth0 -x PRIDE_JOB="clmpi$$" "$PRIDE_MPI_ENV" 2>&1)
+    pride_ranks "pride ranks across the hosts under mpirun (OMPI_COMM_WORLD_*, store on host 0)"         "$out" $?
+else
+    echo "skipped: PRIDE_MPI_ENV (the build's mpi_env) is not set"
+fi
+if [ -n "${PRIDE_MPI_BOOT:-}" ]; then
+    asan=()
+    [ -n "${PRIDE_MPI_BOOT_ASAN:-}" ] && asan=(-x ASAN_OPTIONS="$PRIDE_MPI_BOOT_ASAN")
+    out=$(run_mpirun "$hostlist" "$nhosts" -x PRIDE_IFNAME=eth0 "${asan[@]}" "$PRIDE_MPI_BOOT" 2>&1)
+    pride_ranks "pride started over MPI_COMM_WORLD across the hosts (pride_mpi)" "$out" $?
+else
+    echo "skipped: PRIDE_MPI_BOOT is not set (pride_mpi is built only where CMake finds MPI)"
 fi
 
 [ $fails -eq 0 ] && { echo "cluster_mpirun: all passed"; exit 0; }
