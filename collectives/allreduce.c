@@ -55,14 +55,19 @@ int pride_allreduce(pride_context_t *ctx, const void *sendbuf, void *recvbuf, si
         return coll_end(&c, algo_agree(&c));
     if (algo == PRIDE_ALGO_RING)
         return coll_end(&c, ring_allreduce(&c, sendbuf, recvbuf, count, dtype, op));
-    /* rhd and tree do not start with a message to the right neighbour: send the check */
+    /* rhd and tree do not start with a message to the right neighbour: send the check.
+       On 2 ranks the tree's one exchange is with the right (and left) neighbour and
+       its first frame carries the check's tag, so it is the check (one frame, one
+       send per call instead of two). */
     struct pride_xfer check[2];
-    st = algo_check_post(&c, check);
+    int checked = algo == PRIDE_ALGO_TREE && c.nranks == 2;
+    if (!checked)
+        st = algo_check_post(&c, check);
     if (st == PRIDE_OK && algo == PRIDE_ALGO_RHD)
         st = rhd_allreduce(&c, sendbuf, recvbuf, count, dtype, op);
     else if (st == PRIDE_OK)
         st = tree_allreduce(&c, sendbuf, recvbuf, count, dtype, op);
-    if (st == PRIDE_OK) {
+    if (st == PRIDE_OK && !checked) {
         struct pride_xfer *w[2] = {&check[0], &check[1]};
         st = coll_wait(&c, w, 2);
     }
