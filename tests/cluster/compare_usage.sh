@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# cluster_compare_usage: bench/cluster-compare.sh and bench/plot-cluster.sh refuse bad
-# input with exit 2 and a message naming it (before building or touching namespaces),
-# and plot-cluster.sh turns a results.csv into a PNG.
+# cluster_compare_usage: bench/cluster-compare.sh, bench/plot-cluster.sh and
+# bench/train-table.sh refuse bad input with exit 2 and a message naming it (before
+# building, training or touching namespaces), and plot-cluster.sh turns a results.csv
+# into a PNG.
 #
 # The one idea: every case runs the script and checks both its exit status and that
 # its message names the bad value. Nothing here needs root; the PNG case needs gnuplot
@@ -64,6 +65,14 @@ if command -v gnuplot >/dev/null; then
 else
     echo "skipped (only the PNG case): gnuplot is not installed (Debian: gnuplot-nox)"
 fi
+
+# bench/train-table.sh: the same, before any training starts
+train="$src/bench/train-table.sh"
+expect 0 "usage: bench/train-table.sh" "$train" --help
+expect 2 "unknown option '--bogus'" "$train" --bogus
+expect 2 "bad number 'x'" "$train" -n "4 x"
+expect 2 "bad number '0'" "$train" -t 0
+expect 2 "no pride-train in $tmp" "$train" -B "$tmp"
 
 [ $fails -eq 0 ] && { echo "cluster_compare_usage: all passed"; exit 0; }
 echo "cluster_compare_usage: $fails failed"
