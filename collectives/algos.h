@@ -91,6 +91,9 @@ int args_check_root(pride_context_t *ctx, const char *fn, int root);
 /* Post the 0-byte tag-0 send to the right neighbour and receive from the left one
    (xs[0], xs[1]), for algorithms that do not start that way; wait for them later. */
 int algo_check_post(struct coll *c, struct pride_xfer xs[2]);
+/* On 2 ranks the tree allreduce's one exchange is with the right (and left)
+   neighbour: sent as step 0 (first tag ALGO_TAG_CHECK) it is the check itself. */
+#define ALGO_TREE_IS_CHECK(nranks) ((nranks) == 2)
 /* Dissemination: returns PRIDE_OK once every rank has entered this collective with
    the same meta. Fails through algo_fail. */
 int algo_agree(struct coll *c);

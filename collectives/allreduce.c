@@ -55,12 +55,10 @@ int pride_allreduce(pride_context_t *ctx, const void *sendbuf, void *recvbuf, si
         return coll_end(&c, algo_agree(&c));
     if (algo == PRIDE_ALGO_RING)
         return coll_end(&c, ring_allreduce(&c, sendbuf, recvbuf, count, dtype, op));
-    /* rhd and tree do not start with a message to the right neighbour: send the check.
-       On 2 ranks the tree's one exchange is with the right (and left) neighbour and
-       its first frame carries the check's tag, so it is the check (one frame, one
-       send per call instead of two). */
+    /* rhd and tree do not start with a message to the right neighbour: send the check
+       (but for the tree on 2 ranks: one frame per call instead of two) */
     struct pride_xfer check[2];
-    int checked = algo == PRIDE_ALGO_TREE && c.nranks == 2;
+    int checked = algo == PRIDE_ALGO_TREE && ALGO_TREE_IS_CHECK(c.nranks);
     if (!checked)
         st = algo_check_post(&c, check);
     if (st == PRIDE_OK && algo == PRIDE_ALGO_RHD)

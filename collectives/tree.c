@@ -50,9 +50,8 @@ int tree_allreduce(struct coll *c, const void *in, void *out, size_t count, prid
     }
     for (int j = 0, d = 1; v >= 0 && d < p2 && st == PRIDE_OK; j++, d *= 2) {
         int pv = v ^ d, peer = pv < extra ? 2 * pv + 1 : pv + extra;
-        /* on 2 ranks the one exchange is the mismatch check too (tag 0: allreduce.c) */
-        st = algo_xchg_reduce(c, P == 2 ? 0 : 2 + j, peer, out, count, peer, tmp, count, out, out,
-                              pv < v, dt, op);
+        st = algo_xchg_reduce(c, ALGO_TREE_IS_CHECK(P) ? 0 : 2 + j, peer, out, count, peer, tmp,
+                              count, out, out, pv < v, dt, op);
     }
     if (st == PRIDE_OK && v >= 0 && op == PRIDE_AVG)
         pride_avg_finish(out, count, dt, P);

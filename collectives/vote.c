@@ -370,7 +370,7 @@ static int vote_setup(struct vote *v, struct coll *c, enum pride_coll_kind kind,
             v->free_slot[v->nfree++] = VOTE_SLOTS - 1 - s;
     }
     /* reused across calls like the baseline's vectors: faulting in the count planes on
-       every call cost more than the tally (4 ranks, 64M elements: 270 -> 80 ms) */
+       every call cost more than the tally (4 ranks, 64M elements: 270-380 -> 88-90 ms) */
     if (v->counting &&
         !(v->cnt = coll_scratch(c, (size_t)v->np * v->nwords * 8 + 8, &v->cnt_cap)))
         goto nomem;

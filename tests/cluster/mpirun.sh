@@ -130,8 +130,10 @@ pride_ranks() { # TAG OUT STATUS: every rank's line, once, and exit status 0
 }
 h0=$(sed -n 1p "$hostsfile" | cut -d' ' -f2)
 if [ -n "${PRIDE_MPI_ENV:-}" ]; then
-    out=$(run_mpirun "$hostlist" "$nhosts" -x PRIDE_STORE="tcp:$h0:$((20000 + $$ % 20000))"         -x PRIDE_IFNAME=eth0 -x PRIDE_JOB="clmpi$$" "$PRIDE_MPI_ENV" 2>&1)
-    pride_ranks "pride ranks across the hosts under mpirun (OMPI_COMM_WORLD_*, store on host 0)"         "$out" $?
+    out=$(run_mpirun "$hostlist" "$nhosts" -x PRIDE_STORE="tcp:$h0:$((20000 + $$ % 20000))" \
+        -x PRIDE_IFNAME=eth0 -x PRIDE_JOB="clmpi$$" "$PRIDE_MPI_ENV" 2>&1)
+    pride_ranks "pride ranks across the hosts under mpirun (OMPI_COMM_WORLD_*, store on host 0)" \
+        "$out" $?
 else
     echo "skipped: PRIDE_MPI_ENV (the build's mpi_env) is not set"
 fi
